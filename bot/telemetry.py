@@ -1,0 +1,51 @@
+"""Prometheus metrics of the running service (``GET /metrics``).
+
+Each app gets its own registry so that several apps in one process (tests) never mix
+their counts. Labels carry platform and kind names only, never personal data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Telemetry:
+    """The counters qunpulse exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_received = Counter(
+            "qunpulse_events_received",
+            "Platform callbacks accepted and stored, by platform, connection kind and type.",
+            ["platform", "kind", "type"],
+            registry=self.registry,
+        )
+        self.events_rejected = Counter(
+            "qunpulse_events_rejected",
+            "Platform callbacks refused with a 4xx, by reason.",
+            ["platform", "kind", "reason"],
+            registry=self.registry,
+        )
+        self.events_duplicated = Counter(
+            "qunpulse_events_duplicated",
+            "Redelivered platform events acknowledged without storing anything.",
+            ["platform", "kind"],
+            registry=self.registry,
+        )
+        self.ingest_batch_size = Histogram(
+            "qunpulse_ingest_batch_size",
+            "Callbacks committed together in one transaction.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.ingest_failures = Counter(
+            "qunpulse_ingest_failures",
+            "Callbacks answered 503 because the database did not take them.",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,218 @@
+"""Read-side aggregates: GROUP BY in the database, plain frozen records out.
+
+Every function takes UTC instants for a half-open ``[start, end)`` range; turning local
+days into instants is :mod:`analytics.periods`' job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import Date, Engine, and_, case, cast, func, literal, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+
+from analytics.periods import OffsetSegment
+from analytics.records import MemberActivity
+from storage.models import ChatGroup, GroupMember, Member, MembershipEvent, Message
+
+_GROUP = ChatGroup.__table__  # type: ignore[attr-defined]
+_MEMBER = Member.__table__  # type: ignore[attr-defined]
+_GROUP_MEMBER = GroupMember.__table__  # type: ignore[attr-defined]
+_MESSAGE = Message.__table__  # type: ignore[attr-defined]
+_MEMBERSHIP = MembershipEvent.__table__  # type: ignore[attr-defined]
+
+#: Membership kinds after which a member is no longer in the group.
+DEPARTURES = ("leave", "removed")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    id: int
+    platform: str
+    chat_id: str
+    name: str | None
+    source: str
+
+
+class AmbiguousGroup(LookupError):
+    """A chat id exists on more than one platform."""
+
+
+def find_group(engine: Engine, chat_id: str, platform: str | None = None) -> GroupRecord | None:
+    """Return the group with this chat id (on ``platform`` when given).
+
+    Raises:
+        AmbiguousGroup: the id exists on several platforms and none was named.
+    """
+    query = select(_GROUP).where(_GROUP.c.chat_id == chat_id)
+    if platform is not None:
+        query = query.where(_GROUP.c.platform == platform)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    if len(rows) > 1:
+        platforms = ", ".join(sorted(row.platform for row in rows))
+        raise AmbiguousGroup(f"chat id {chat_id!r} exists on {platforms}; name the platform")
+    if not rows:
+        return None
+    row = rows[0]
+    return GroupRecord(row.id, row.platform, row.chat_id, row.name, row.source)
+
+
+def list_groups(engine: Engine) -> list[GroupRecord]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(_GROUP).order_by(_GROUP.c.platform, _GROUP.c.chat_id))
+        return [GroupRecord(r.id, r.platform, r.chat_id, r.name, r.source) for r in rows]
+
+
+class PeriodQueries:
+    """The aggregates one group's metrics need for one period, on one connection."""
+
+    def __init__(self, connection: Connection, group_id: int) -> None:
+        self._connection = connection
+        self._group_id = group_id
+
+    def _messages_in(self, start: datetime, end: datetime) -> ColumnElement[bool]:
+        return and_(
+            _MESSAGE.c.group_id == self._group_id,
+            _MESSAGE.c.sent_at >= start,
+            _MESSAGE.c.sent_at < end,
+            _MEMBER.c.is_bot.is_(False),
+        )
+
+    def message_count(self, start: datetime, end: datetime) -> int:
+        """Messages by members (bots excluded; commands to the bot included)."""
+        query = (
+            select(func.count())
+            .select_from(_MESSAGE.join(_MEMBER, _MEMBER.c.id == _MESSAGE.c.member_id))
+            .where(self._messages_in(start, end))
+        )
+        return int(self._connection.execute(query).scalar_one())
+
+    def member_activity(
+        self,
+        start: datetime,
+        end: datetime,
+        segments: Sequence[OffsetSegment],
+        *,
+        count_days: bool,
+    ) -> list[MemberActivity]:
+        """Per member: messages, last message time and (if asked) distinct local days.
+
+        Commands addressed to the bot are left out: asking the bot is not conversation.
+        """
+        days = (
+            func.count(func.distinct(local_date(self._connection, _MESSAGE.c.sent_at, segments)))
+            if count_days
+            else literal(0)
+        )
+        query = (
+            select(
+                _MEMBER.c.id,
+                _MEMBER.c.user_id,
+                _MEMBER.c.display_name,
+                _MEMBER.c.opted_out,
+                func.count().label("messages"),
+                func.max(_MESSAGE.c.sent_at).label("last_at"),
+                days.label("active_days"),
+            )
+            .select_from(_MESSAGE.join(_MEMBER, _MEMBER.c.id == _MESSAGE.c.member_id))
+            .where(self._messages_in(start, end), _MESSAGE.c.is_command.is_(False))
+            .group_by(_MEMBER.c.id, _MEMBER.c.user_id, _MEMBER.c.display_name, _MEMBER.c.opted_out)
+        )
+        return [
+            MemberActivity(
+                member_id=row.id,
+                user_id=row.user_id,
+                name=row.display_name,
+                opted_out=bool(row.opted_out),
+                messages=int(row.messages),
+                last_at=row.last_at,
+                active_days=int(row.active_days),
+            )
+            for row in self._connection.execute(query)
+        ]
+
+    def membership_changes(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Join, leave and removed events in the range, by kind."""
+        query = (
+            select(_MEMBERSHIP.c.kind, func.count())
+            .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+            .where(
+                _MEMBERSHIP.c.group_id == self._group_id,
+                _MEMBERSHIP.c.occurred_at >= start,
+                _MEMBERSHIP.c.occurred_at < end,
+                _MEMBER.c.is_bot.is_(False),
+            )
+            .group_by(_MEMBERSHIP.c.kind)
+        )
+        return {kind: int(count) for kind, count in self._connection.execute(query)}
+
+    def members_at(self, instant: datetime) -> int:
+        """Members in the group just before ``instant``.
+
+        A member counts when seen in the group before ``instant`` (a message, a join or
+        a roster entry) and their latest membership event before it is not a departure.
+        """
+        latest_kind = (
+            select(_MEMBERSHIP.c.kind)
+            .where(
+                _MEMBERSHIP.c.group_id == _GROUP_MEMBER.c.group_id,
+                _MEMBERSHIP.c.member_id == _GROUP_MEMBER.c.member_id,
+                _MEMBERSHIP.c.occurred_at < instant,
+            )
+            .order_by(_MEMBERSHIP.c.occurred_at.desc(), _MEMBERSHIP.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = (
+            select(func.count())
+            .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+            .where(
+                _GROUP_MEMBER.c.group_id == self._group_id,
+                _GROUP_MEMBER.c.first_seen_at < instant,
+                _MEMBER.c.is_bot.is_(False),
+                func.coalesce(latest_kind, "join").not_in(DEPARTURES),
+            )
+        )
+        return int(self._connection.execute(query).scalar_one())
+
+
+def local_timestamp(
+    connection: Connection, column: ColumnElement[datetime], segments: Sequence[OffsetSegment]
+) -> ColumnElement[object]:
+    """SQL for ``column`` (naive UTC) shifted into local wall time by ``segments``."""
+
+    def shift(seconds: int) -> ColumnElement[Any]:
+        if connection.dialect.name == "sqlite":
+            return func.datetime(column, literal(f"{seconds:+d} seconds"))
+        return column + text(f"interval '{seconds:d} seconds'")
+
+    if len(segments) == 1:
+        return shift(segments[0].seconds)
+    whens = [
+        (column < following.since, shift(segment.seconds))
+        for segment, following in pairwise(segments)
+    ]
+    return case(*whens, else_=shift(segments[-1].seconds))
+
+
+def local_date(
+    connection: Connection, column: ColumnElement[datetime], segments: Sequence[OffsetSegment]
+) -> ColumnElement[object]:
+    """SQL for the local calendar date of a stored UTC time."""
+    shifted = local_timestamp(connection, column, segments)
+    if connection.dialect.name == "sqlite":
+        return func.date(shifted)
+    return cast(shifted, Date)
+
+
+def as_date(value: object) -> date:
+    """Normalise a date coming back from either database."""
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
