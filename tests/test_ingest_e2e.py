@@ -11,7 +11,9 @@ Hand count for the WeCom group ``wrkSFfCgAAvip`` (today, Asia/Shanghai):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -207,3 +209,28 @@ async def test_healthz_reports_database(server: RunningServer) -> None:
         response = await client.get(f"{server.base_url}/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_healthz_is_503_when_the_database_is_gone(
+    server: RunningServer, database_url: str
+) -> None:
+    import httpx
+    import psycopg
+
+    from tests.conftest import ADMIN_URL
+
+    server.service.engine.dispose()
+    if database_url.startswith("sqlite"):
+        path = database_url.removeprefix("sqlite:///")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + suffix)
+        os.mkdir(path)  # a directory where the database file was: unopenable
+    else:
+        name = database_url.rsplit("/", 1)[1]
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{server.base_url}/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unreachable"

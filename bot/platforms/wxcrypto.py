@@ -14,6 +14,7 @@ from __future__ import annotations
 import binascii
 import hmac
 import secrets
+import struct
 import time
 
 from wechatpy.enterprise.crypto import PrpCrypto
@@ -71,7 +72,14 @@ class MessageCrypto:
             plaintext = PrpCrypto(self._key).decrypt(encrypt, self._receive_id)
         except InvalidCorpIdException:
             raise BadSignature("the receive id inside the envelope is not this bot's") from None
-        except (ValueError, binascii.Error, UnicodeDecodeError, IndexError, TypeError) as exc:
+        except (
+            ValueError,
+            binascii.Error,
+            UnicodeDecodeError,
+            IndexError,
+            TypeError,
+            struct.error,
+        ) as exc:
             raise MalformedRequest(f"cannot decrypt: {type(exc).__name__}") from None
         return str(plaintext)
 

@@ -1,0 +1,171 @@
+"""Storage on SQLite and PostgreSQL: unique keys, migrations, membership state, local days."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
+
+from analytics.periods import offset_segments, resolve_period
+from bot.events import Chat, ChatId, MembershipEvent, MessageEvent, Person, UserId
+from storage.db import make_engine, upgrade
+from storage.ingest import EventStore
+from storage.models import Message
+from storage.queries import PeriodQueries, as_date, find_group, local_date
+
+T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def message(
+    msg_id: str, user: str, at: datetime, text: str = "你好", chat: str = "g1"
+) -> MessageEvent:
+    return MessageEvent(
+        platform="wecom",
+        bot_id="b",
+        message_id=msg_id,
+        chat=Chat(ChatId(chat), "group"),
+        sender=Person(UserId(user), user.title()),
+        msg_type="text",
+        text=text,
+        sent_at=at,
+        source="at_mentions_only",
+    )
+
+
+def membership(event_id: str, change: str, users: list[str], at: datetime) -> MembershipEvent:
+    return MembershipEvent(
+        platform="wecom",
+        bot_id="b",
+        event_id=event_id,
+        chat=Chat(ChatId("g1"), "group"),
+        change=change,  # type: ignore[arg-type]
+        members=tuple(Person(UserId(u)) for u in users),
+        occurred_at=at,
+    )
+
+
+def test_migrations_create_exactly_the_models(engine: Engine) -> None:
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert diff == []
+
+
+def test_upgrade_twice_is_harmless(engine: Engine) -> None:
+    upgrade(engine)
+
+
+def test_redelivery_through_a_fresh_store_is_not_new(engine: Engine) -> None:
+    event = message("m1", "alice", T0)
+    first = EventStore(engine).store([[event]])
+    again = EventStore(engine).store([[event], [event]])  # another process, no shared cache
+    assert [s.new for s in first[0]] == [True]
+    assert [s.new for batch in again for s in batch] == [False, False]
+    with engine.connect() as connection:
+        assert len(connection.execute(select(Message.id)).all()) == 1  # type: ignore[call-overload]
+
+
+def test_message_ids_are_unique_in_the_schema_itself(engine: Engine) -> None:
+    EventStore(engine).store([[message("m1", "alice", T0)]])
+    with engine.connect() as connection:
+        row = connection.execute(select(Message.group_id, Message.member_id)).one()  # type: ignore[call-overload]
+    duplicate = {
+        "platform": "wecom",
+        "platform_msg_id": "m1",
+        "group_id": row.group_id,
+        "member_id": row.member_id,
+        "msg_type": "text",
+        "sent_at": T0,
+        "is_command": False,
+    }
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(insert(Message), [duplicate])
+
+
+def test_display_names_follow_the_newest(engine: Engine) -> None:
+    store = EventStore(engine)
+    store.store([[message("m1", "alice", T0)]])
+    renamed = replace(
+        message("m2", "alice", T0 + timedelta(minutes=1)),
+        sender=Person(UserId("alice"), "Alice Wang"),
+    )
+    store.store([[renamed]])
+    from storage.models import Member
+
+    with engine.connect() as connection:
+        names = connection.execute(select(Member.display_name)).scalars().all()  # type: ignore[call-overload]
+    assert names == ["Alice Wang"]
+
+
+def test_members_follow_joins_leaves_and_rejoins(engine: Engine) -> None:
+    store = EventStore(engine)
+    store.store(
+        [
+            [membership("e1", "join", ["a", "b", "c"], T0)],
+            [membership("e2", "leave", ["b"], T0 + timedelta(hours=1))],
+            [membership("e3", "removed", ["c"], T0 + timedelta(hours=2))],
+            [membership("e4", "join", ["b"], T0 + timedelta(hours=3))],
+            [message("m1", "d", T0 + timedelta(minutes=30))],  # seen by speaking
+        ]
+    )
+    group = find_group(engine, "g1")
+    assert group is not None
+    with engine.connect() as connection:
+        queries = PeriodQueries(connection, group.id)
+        assert queries.members_at(T0) == 0
+        assert queries.members_at(T0 + timedelta(minutes=31)) == 4
+        assert queries.members_at(T0 + timedelta(hours=2, minutes=1)) == 2
+        assert queries.members_at(T0 + timedelta(hours=4)) == 3
+        changes = queries.membership_changes(T0, T0 + timedelta(days=1))
+    assert changes == {"join": 4, "leave": 1, "removed": 1}
+
+
+def test_local_dates_follow_daylight_saving(engine: Engine) -> None:
+    """New York left DST on 2026-11-01 at 06:00 UTC; local midnight moved from 04:00 to 05:00 UTC."""
+    zone = ZoneInfo("America/New_York")
+    period = resolve_period("week", date(2026, 11, 1), zone)  # Mon 26 Oct .. Sun 1 Nov
+    following = resolve_period("week", date(2026, 11, 2), zone)
+    store = EventStore(engine)
+    store.store(
+        [
+            [message("a", "u", datetime(2026, 11, 1, 3, 59, tzinfo=UTC))],  # 31 Oct 23:59 EDT
+            [message("b", "u", datetime(2026, 11, 1, 4, 0, tzinfo=UTC))],  # 1 Nov 00:00 EDT
+            [message("c", "u", datetime(2026, 11, 2, 4, 30, tzinfo=UTC))],  # 1 Nov 23:30 EST
+            [message("d", "u", datetime(2026, 11, 2, 5, 0, tzinfo=UTC))],  # 2 Nov 00:00 EST
+        ]
+    )
+    start, end = period.start_utc, following.end_utc
+    segments = offset_segments(zone, start, end)
+    assert [s.seconds for s in segments] == [-4 * 3600, -5 * 3600]
+    from storage.models import Message as M
+
+    with engine.connect() as connection:
+        days = [
+            as_date(d)
+            for d in connection.execute(
+                select(local_date(connection, M.sent_at, segments)).order_by(M.sent_at)  # type: ignore[arg-type]
+            ).scalars()
+        ]
+        group = find_group(engine, "g1")
+        assert group is not None
+        queries = PeriodQueries(connection, group.id)
+        in_week = queries.member_activity(
+            period.start_utc, period.end_utc, segments, count_days=True
+        )
+    assert days == [date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 1), date(2026, 11, 2)]
+    assert [(a.messages, a.active_days) for a in in_week] == [(3, 2)]
