@@ -73,6 +73,8 @@ class Member(SQLModel, table=True):
     display_name: str | None = Field(default=None, max_length=256)
     opted_out: bool = False
     is_bot: bool = False
+    #: Since when the member is a paid member (会员), if they are one.
+    paid_member_since: datetime | None = utc_column(nullable=True)
     created_at: datetime = utc_column()
 
 
@@ -143,3 +145,28 @@ class InboundEvent(SQLModel, table=True):
     event_key: str = Field(sa_column=Column(String(200), nullable=False))
     bot_id: str = Field(max_length=64)
     received_at: datetime = utc_column()
+
+
+class Order(SQLModel, table=True):
+    """An order imported from the shop system: the source of the business metrics.
+
+    Amounts are integer fen (分), so sums are exact on both databases.
+    """
+
+    __tablename__ = "order_record"
+    __table_args__ = (
+        UniqueConstraint("platform", "order_id", name="uq_order_platform_order"),
+        Index("ix_order_member_paid", "member_id", "paid_at"),
+        Index("ix_order_paid", "paid_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    order_id: str = Field(max_length=128)
+    member_id: int = Field(foreign_key="member.id")
+    amount_fen: int
+    cost_fen: int | None = None
+    #: ``paid``, ``completed``, ``refunded`` or ``cancelled``.
+    status: str = Field(max_length=16)
+    paid_at: datetime = utc_column()
+    imported_at: datetime = utc_column()

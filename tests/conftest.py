@@ -144,3 +144,17 @@ async def server(settings: Settings, config_file: Path) -> AsyncIterator[Running
         yield RunningServer(f"http://127.0.0.1:{settings.server.port}", service, config_file)
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def platform_api() -> AsyncIterator[Any]:
+    """A local stand-in for the platforms' server APIs; fails the test on unexpected calls."""
+    from tests.doubles.api import PlatformAPI
+
+    api = PlatformAPI()
+    await api.start()
+    try:
+        yield api
+    finally:
+        await api.stop()
+    assert api.unexpected == [], f"calls nobody expected: {api.unexpected}"
