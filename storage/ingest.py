@@ -4,15 +4,20 @@ The unique keys do the de-duplication: ``inbound_event (platform, event_key)`` f
 event, ``message (platform, platform_msg_id)`` and ``membership_event (group, member,
 event_key)`` beside it. A lookup alone could race with a second process; a unique key
 cannot.
+
+Writes are set-based: a batch of any size costs a handful of multi-row statements
+(``INSERT … ON CONFLICT DO NOTHING RETURNING``), not a few statements per event, which is
+what lets the group-commit writer keep up with thousands of callbacks a second.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, case, select
+from sqlalchemy import Engine, case, func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from bot.events import Chat, Event, MembershipEvent, MessageEvent, Person, PlatformName
@@ -27,6 +32,11 @@ _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 _MEMBERSHIP = MembershipRow.__table__  # type: ignore[attr-defined]
 _INBOUND = InboundEvent.__table__  # type: ignore[attr-defined]
 
+COMMAND_PREFIXES = ("/", "／")
+
+GroupKey = tuple[str, str]
+MemberKey = tuple[str, str]
+
 
 @dataclass(frozen=True, slots=True)
 class Stored:
@@ -36,22 +46,30 @@ class Stored:
     new: bool
 
 
+@dataclass(slots=True)
+class _Caches:
+    """Ids and facts known to be committed; a transaction adds to a copy-on-commit overlay."""
+
+    groups: dict[GroupKey, tuple[int, str | None, str]]
+    members: dict[MemberKey, tuple[int, str | None]]
+    #: (group id, member id) → first time seen in the group.
+    seen: dict[tuple[int, int], datetime]
+
+
 class EventStore:
     """Persist events; safe to call again with the same events.
 
-    Group and member ids are cached per process (they never change once created), so a
-    busy group costs one ``INSERT`` per message and nothing else.
+    Group and member ids (and when each member was first seen in each group) are cached
+    per process, so a busy group costs two multi-row ``INSERT`` statements per batch.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._groups: dict[tuple[str, str], tuple[int, str | None, str]] = {}
-        self._members: dict[tuple[str, str], tuple[int, str | None]] = {}
+        self._caches = _Caches({}, {}, {})
 
     def forget_cached_ids(self) -> None:
         """Drop cached ids (after rows were deleted, e.g. a member purged)."""
-        self._groups.clear()
-        self._members.clear()
+        self._caches = _Caches({}, {}, {})
 
     def store(self, batches: Sequence[Sequence[Event]]) -> list[list[Stored]]:
         """Store several callbacks' events in one transaction and say which were new.
@@ -59,93 +77,145 @@ class EventStore:
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing was stored.
         """
-        groups = dict(self._groups)
-        members = dict(self._members)
+        overlay = _Caches({}, {}, {})
         with self._engine.begin() as connection:
-            writer = _Writer(connection, groups, members)
-            results = [[writer.store(event) for event in batch] for batch in batches]
-        # Only ids of a committed transaction reach the caches.
-        self._groups = groups
-        self._members = members
+            results = _Writer(connection, self._caches, overlay).store(batches)
+        # Only what a committed transaction wrote reaches the caches.
+        self._caches.groups.update(overlay.groups)
+        self._caches.members.update(overlay.members)
+        self._caches.seen.update(overlay.seen)
         return results
 
 
 class _Writer:
-    def __init__(
-        self,
-        connection: Connection,
-        groups: dict[tuple[str, str], tuple[int, str | None, str]],
-        members: dict[tuple[str, str], tuple[int, str | None]],
-    ) -> None:
+    def __init__(self, connection: Connection, committed: _Caches, overlay: _Caches) -> None:
         self.connection = connection
-        self.groups = groups
-        self.members = members
+        self.committed = committed
+        self.overlay = overlay
         self.now = utc_now()
 
-    def store(self, event: Event) -> Stored:
-        if not self._first_sight(event.platform, event.dedupe_key, event.bot_id):
-            return Stored(event, new=False)
-        if isinstance(event, MessageEvent):
-            self._store_message(event)
-        else:
-            self._store_membership(event)
-        return Stored(event, new=True)
+    def store(self, batches: Sequence[Sequence[Event]]) -> list[list[Stored]]:
+        events = [event for batch in batches for event in batch]
+        new = self._claim(events)
+        fresh = [event for index, event in enumerate(events) if index in new]
+        self._resolve_members(
+            (event.platform, person)
+            for event in fresh
+            for person in ((event.sender,) if isinstance(event, MessageEvent) else event.members)
+        )
+        self._store_messages([e for e in fresh if isinstance(e, MessageEvent)])
+        self._store_membership([e for e in fresh if isinstance(e, MembershipEvent)])
+        flags = iter(index in new for index in range(len(events)))
+        return [[Stored(event, next(flags)) for event in batch] for batch in batches]
 
-    def _first_sight(self, platform: str, key: str, bot_id: str) -> bool:
+    def _execute_many(self, statement: Any, rows: list[dict[str, Any]]) -> list[Any]:
+        """Run an ``INSERT … RETURNING`` for many rows (SQLAlchemy's insertmanyvalues
+        batches them into multi-row statements and caches the compiled form)."""
+        if not rows:
+            return []
+        return list(self.connection.execute(statement, rows))
+
+    def _claim(self, events: list[Event]) -> set[int]:
+        """Insert every event's key; return the positions of events seen for the first time.
+
+        An event repeated within the batch is new only at its first position.
+        """
+        first: dict[tuple[str, str], int] = {}
+        for index, event in enumerate(events):
+            first.setdefault((event.platform, event.dedupe_key), index)
+        rows = [
+            {
+                "platform": platform,
+                "event_key": key,
+                "bot_id": events[index].bot_id,
+                "received_at": self.now,
+            }
+            for (platform, key), index in first.items()
+        ]
         statement = (
             insert_for(self.connection, _INBOUND)
-            .values(platform=platform, event_key=key, bot_id=bot_id, received_at=self.now)
             .on_conflict_do_nothing()
-            .returning(_INBOUND.c.id)
+            .returning(_INBOUND.c.platform, _INBOUND.c.event_key)
         )
-        return self.connection.execute(statement).first() is not None
+        inserted = {(r.platform, r.event_key) for r in self._execute_many(statement, rows)}
+        return {index for key, index in first.items() if key in inserted}
 
-    def _store_message(self, event: MessageEvent) -> None:
-        member_id = self._member_id(event.platform, event.sender)
-        if event.chat.chat_type != "group":
-            return  # private chats with the bot are commands, not group activity
-        group_id = self._group_id(event.platform, event.chat, event.source)
-        inserted = self.connection.execute(
+    def _store_messages(self, events: list[MessageEvent]) -> None:
+        rows = []
+        appearances: list[tuple[str, str, int, int, datetime]] = []
+        for event in events:
+            member_id = self._member_id(event.platform, event.sender)
+            if event.chat.chat_type != "group":
+                continue  # private chats with the bot are commands, not group activity
+            group_id = self._group_id(event.platform, event.chat, event.source)
+            rows.append(
+                {
+                    "platform": event.platform,
+                    "platform_msg_id": event.message_id,
+                    "group_id": group_id,
+                    "member_id": member_id,
+                    "msg_type": event.msg_type,
+                    "text": event.text,
+                    "sent_at": event.sent_at,
+                    "is_command": is_command(event.text),
+                }
+            )
+            appearances.append(
+                (event.platform, event.message_id, group_id, member_id, event.sent_at)
+            )
+        statement = (
             insert_for(self.connection, _MESSAGE)
-            .values(
-                platform=event.platform,
-                platform_msg_id=event.message_id,
-                group_id=group_id,
-                member_id=member_id,
-                msg_type=event.msg_type,
-                text=event.text,
-                sent_at=event.sent_at,
-                is_command=_is_command(event.text),
-            )
             .on_conflict_do_nothing()
-            .returning(_MESSAGE.c.id)
-        ).first()
-        if inserted is not None:
-            self._seen_in_group(group_id, member_id, event.sent_at)
-
-    def _store_membership(self, event: MembershipEvent) -> None:
-        group_id = self._group_id(event.platform, event.chat, None)
-        for person in event.members:
-            member_id = self._member_id(event.platform, person)
-            self.connection.execute(
-                insert_for(self.connection, _MEMBERSHIP)
-                .values(
-                    group_id=group_id,
-                    member_id=member_id,
-                    kind=event.change,
-                    occurred_at=event.occurred_at,
-                    source="callback",
-                    event_key=event.event_id,
-                )
-                .on_conflict_do_nothing()
-            )
-            self._seen_in_group(group_id, member_id, event.occurred_at)
-
-    def _seen_in_group(self, group_id: int, member_id: int, at: datetime) -> None:
-        insert = insert_for(self.connection, _GROUP_MEMBER).values(
-            group_id=group_id, member_id=member_id, first_seen_at=at
+            .returning(_MESSAGE.c.platform, _MESSAGE.c.platform_msg_id)
         )
-        earlier = case(
+        inserted = {(r.platform, r.platform_msg_id) for r in self._execute_many(statement, rows)}
+        self._seen_in_groups(
+            (group, member, at)
+            for platform, msg, group, member, at in appearances
+            if (platform, msg) in inserted
+        )
+
+    def _store_membership(self, events: list[MembershipEvent]) -> None:
+        rows: list[dict[str, Any]] = []
+        sightings: list[tuple[int, int, datetime]] = []
+        for event in events:
+            group_id = self._group_id(event.platform, event.chat, None)
+            for person in event.members:
+                member_id = self._member_id(event.platform, person)
+                sightings.append((group_id, member_id, event.occurred_at))
+                rows.append(
+                    {
+                        "group_id": group_id,
+                        "member_id": member_id,
+                        "kind": event.change,
+                        "occurred_at": event.occurred_at,
+                        "source": "callback",
+                        "event_key": event.event_id,
+                    }
+                )
+        if rows:
+            self.connection.execute(
+                insert_for(self.connection, _MEMBERSHIP).on_conflict_do_nothing(), rows
+            )
+        self._seen_in_groups(sightings)
+
+    def _seen_in_groups(self, sightings: Iterable[tuple[int, int, datetime]]) -> None:
+        """Record the earliest time each member was seen in each group."""
+        earliest: dict[tuple[int, int], datetime] = {}
+        for group_id, member_id, at in sightings:
+            pair = (group_id, member_id)
+            known = self.overlay.seen.get(pair) or self.committed.seen.get(pair)
+            if known is not None and known <= at:
+                continue
+            if pair not in earliest or at < earliest[pair]:
+                earliest[pair] = at
+        if not earliest:
+            return
+        rows = [
+            {"group_id": g, "member_id": m, "first_seen_at": at} for (g, m), at in earliest.items()
+        ]
+        insert = insert_for(self.connection, _GROUP_MEMBER)
+        sooner = case(
             (
                 insert.excluded.first_seen_at < _GROUP_MEMBER.c.first_seen_at,
                 insert.excluded.first_seen_at,
@@ -154,13 +224,20 @@ class _Writer:
         )
         self.connection.execute(
             insert.on_conflict_do_update(
-                index_elements=["group_id", "member_id"], set_={"first_seen_at": earlier}
-            )
+                index_elements=["group_id", "member_id"], set_={"first_seen_at": sooner}
+            ),
+            rows,
         )
+        # Another process may know an earlier time; reading it back keeps the cache true.
+        query = select(
+            _GROUP_MEMBER.c.group_id, _GROUP_MEMBER.c.member_id, _GROUP_MEMBER.c.first_seen_at
+        ).where(tuple_(_GROUP_MEMBER.c.group_id, _GROUP_MEMBER.c.member_id).in_(list(earliest)))
+        for row in self.connection.execute(query):
+            self.overlay.seen[(row.group_id, row.member_id)] = row.first_seen_at
 
     def _group_id(self, platform: PlatformName, chat: Chat, source: str | None) -> int:
         key = (platform, chat.chat_id)
-        cached = self.groups.get(key)
+        cached = self.overlay.groups.get(key) or self.committed.groups.get(key)
         if cached is not None:
             group_id, name, known_source = cached
             name_stale = chat.name is not None and chat.name != name
@@ -191,42 +268,51 @@ class _Writer:
                 _GROUP.c.platform == platform, _GROUP.c.chat_id == chat.chat_id
             )
         ).one()
-        self.groups[key] = (row.id, row.name, row.source)
+        self.overlay.groups[key] = (row.id, row.name, row.source)
         return int(row.id)
+
+    def _resolve_members(self, people: Iterable[tuple[PlatformName, Person]]) -> None:
+        """Upsert every member the cache does not know (or knows under an older name).
+
+        One multi-row statement for the whole batch; the newest name wins.
+        """
+        wanted: dict[MemberKey, Person] = {}
+        for platform, person in people:
+            key = (platform, person.user_id)
+            cached = self.overlay.members.get(key) or self.committed.members.get(key)
+            if cached is None or (person.name is not None and person.name != cached[1]):
+                wanted[key] = person
+        if not wanted:
+            return
+        insert = insert_for(self.connection, _MEMBER)
+        statement = insert.on_conflict_do_update(
+            index_elements=["platform", "user_id"],
+            set_={
+                "display_name": func.coalesce(insert.excluded.display_name, _MEMBER.c.display_name)
+            },
+        ).returning(_MEMBER.c.id, _MEMBER.c.platform, _MEMBER.c.user_id, _MEMBER.c.display_name)
+        rows = [
+            {
+                "platform": platform,
+                "user_id": user_id,
+                "display_name": person.name,
+                "is_bot": person.is_bot,
+                "opted_out": False,
+                "created_at": self.now,
+            }
+            for (platform, user_id), person in wanted.items()
+        ]
+        for row in self._execute_many(statement, rows):
+            self.overlay.members[(row.platform, row.user_id)] = (row.id, row.display_name)
 
     def _member_id(self, platform: PlatformName, person: Person) -> int:
         key = (platform, person.user_id)
-        cached = self.members.get(key)
-        if cached is not None and (person.name is None or person.name == cached[1]):
-            return cached[0]
-        insert = insert_for(self.connection, _MEMBER).values(
-            platform=platform,
-            user_id=person.user_id,
-            display_name=person.name,
-            is_bot=person.is_bot,
-            opted_out=False,
-            created_at=self.now,
-        )
-        statement = (
-            insert.on_conflict_do_update(
-                index_elements=["platform", "user_id"],
-                set_={"display_name": insert.excluded.display_name},
-            )
-            if person.name is not None
-            else insert.on_conflict_do_nothing()
-        )
-        self.connection.execute(statement)
-        row = self.connection.execute(
-            select(_MEMBER.c.id, _MEMBER.c.display_name).where(
-                _MEMBER.c.platform == platform, _MEMBER.c.user_id == person.user_id
-            )
-        ).one()
-        self.members[key] = (row.id, row.display_name)
-        return int(row.id)
+        cached = self.overlay.members.get(key) or self.committed.members.get(key)
+        if cached is None:
+            raise LookupError(f"member {key} was not resolved before use")
+        return cached[0]
 
 
-COMMAND_PREFIXES = ("/", "／")
-
-
-def _is_command(text: str | None) -> bool:
+def is_command(text: str | None) -> bool:
+    """Whether a message is a command to the bot (starts with ``/`` or ``／``)."""
     return text is not None and text.lstrip().startswith(COMMAND_PREFIXES)

@@ -1,0 +1,1 @@
+"""A simulated community for `qunpulse demo` and the benchmarks."""
