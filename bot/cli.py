@@ -60,6 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--to", dest="last", type=_date, help="last day of an explicit range")
     stats.add_argument("--json", action="store_true", help="print JSON keyed by metric id")
 
+    demo = commands.add_parser(
+        "demo",
+        parents=[config],
+        help="create a sample community and show what qunpulse makes of it",
+    )
+    demo.add_argument(
+        "--db", default="qunpulse-demo.db", metavar="FILE", help="SQLite file to (re)create"
+    )
+    demo.add_argument("--groups", type=int, default=3, help="number of groups (default 3)")
+    demo.add_argument("--members", type=int, default=300, help="members per group (default 300)")
+    demo.add_argument("--days", type=int, default=30, help="days of history (default 30)")
+    demo.add_argument(
+        "--seed", type=int, default=2026, help="the same seed gives the same community"
+    )
+    demo.add_argument("--date", type=_date, help="the last day of the history (default: today)")
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", parents=[config], help="apply migrations")
@@ -79,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "stats": _stats,
         "db": _db,
+        "demo": _demo,
     }[args.command]
     try:
         settings = load_settings(args.config)
@@ -102,6 +119,42 @@ def _db(_args: argparse.Namespace, settings: Settings) -> int:
     upgrade(engine)
     engine.dispose()
     print("database is up to date")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from analytics.metrics import ActivityRule
+    from analytics.periods import resolve_period
+    from bot.demo.build import build_demo
+    from bot.demo.generator import DemoSize
+    from bot.terminal import print_stats
+    from handlers.stats import collect_stats
+    from storage.db import make_engine
+    from storage.queries import list_groups
+
+    if min(args.groups, args.members, args.days) < 1:
+        raise UsageError("--groups, --members and --days must be at least 1")
+    zone = settings.zone
+    last_day = args.date or datetime.now(zone).date()
+    path = Path(args.db)
+    print(f"building the sample community in {path} (seed {args.seed}) …", file=sys.stderr)
+    build_demo(path, args.seed, DemoSize(args.groups, args.members, args.days), last_day, zone)
+    engine = make_engine(f"sqlite:///{path}")
+    rule = ActivityRule(settings.activity.min_messages, settings.activity.min_active_days)
+    try:
+        for group in list_groups(engine):
+            stats = collect_stats(engine, group, resolve_period("7d", last_day, zone), rule)
+            print_stats(stats, settings.locale)
+            print()
+    finally:
+        engine.dispose()
+    print(
+        f"Explore it: qunpulse stats --group CHAT_ID --period month, with "
+        f"QUNPULSE_STORAGE__URL=sqlite:///{path}",
+        file=sys.stderr,
+    )
     return 0
 
 

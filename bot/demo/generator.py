@@ -227,10 +227,8 @@ def _group_events(
     bot_id = f"demo-{plan.platform}"
     counter = itertools.count(1)
     left: dict[str, datetime] = {}
-    window_start = datetime.combine(first_day, time(), zone)
     for member in members:
-        if member.joined_at >= window_start.astimezone(UTC) or rng.random() < 0.5:
-            yield _membership(plan, bot_id, chat, member, "join", member.joined_at)
+        yield _membership(plan, bot_id, chat, member, "join", member.joined_at)
     announcement = community.announcement_day
     if plan.theme == "customer" and announcement is not None:
         # After the price announcement a wave of members leaves, a few are removed.
