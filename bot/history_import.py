@@ -372,6 +372,7 @@ class Progress:
         self._last_line = self._started
         self._bar = None
         if tty:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 TaskProgressColumn,
@@ -386,6 +387,7 @@ class Progress:
                 TaskProgressColumn(),
                 TextColumn("{task.fields[rows]:,} rows · {task.fields[rate]:,.0f} rows/s · ETA"),
                 TimeRemainingColumn(),
+                console=Console(stderr=True),  # stdout keeps only the summary
                 transient=False,
             )
             self._task = self._bar.add_task(label, total=self._total, rows=0, rate=0.0)
@@ -424,7 +426,7 @@ class ImportRequest:
     group: str | None = None
     dry_run: bool = False
     strict: bool = False
-    batch_size: int = 1000
+    batch_size: int = 5000
 
 
 def run_import(
@@ -534,8 +536,8 @@ class _Writer:
         recalls = [item for item in batch if isinstance(item, Recall)]
         orders = [item for item in batch if isinstance(item, OrderRow)]
         if messages:
-            stored = self._events.store([messages])[0]
-            new = sum(s.new for s in stored)
+            stored = self._events.store_messages(messages)
+            new = sum(stored)
             summary.imported += new
             summary.duplicated += len(stored) - new
         if recalls:

@@ -69,6 +69,24 @@ class EventStore:
         self._members = members
         return results
 
+    def store_messages(self, events: Sequence[MessageEvent]) -> list[bool]:
+        """Store many messages (a history import) in one transaction, a few statements each.
+
+        The same unique keys and the same rows as :meth:`store`, but one multi-row
+        ``INSERT … ON CONFLICT DO NOTHING`` per table instead of three statements per
+        message. Returns, per event, whether it was new.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing was stored.
+        """
+        groups = dict(self._groups)
+        members = dict(self._members)
+        with self._engine.begin() as connection:
+            new = _Writer(connection, groups, members).store_messages(events)
+        self._groups = groups
+        self._members = members
+        return new
+
 
 class _Writer:
     def __init__(
@@ -90,6 +108,79 @@ class _Writer:
         else:
             self._store_membership(event)
         return Stored(event, new=True)
+
+    def store_messages(self, events: Sequence[MessageEvent]) -> list[bool]:
+        if not events:
+            return []
+        firsts: dict[tuple[str, str], MessageEvent] = {}
+        for event in events:  # a key twice in one batch: the first one counts
+            firsts.setdefault((event.platform, event.dedupe_key), event)
+        inserted = self.connection.execute(
+            insert_for(self.connection, _INBOUND)
+            .on_conflict_do_nothing()
+            .returning(_INBOUND.c.platform, _INBOUND.c.event_key),
+            [
+                {"platform": p, "event_key": k, "bot_id": e.bot_id, "received_at": self.now}
+                for (p, k), e in firsts.items()
+            ],
+        ).all()
+        new_keys = {(row.platform, row.event_key) for row in inserted}
+        rows: list[dict[str, object]] = []
+        earliest: dict[tuple[int, int], datetime] = {}
+        for key, event in firsts.items():
+            if key not in new_keys:
+                continue
+            member_id = self._member_id(event.platform, event.sender)
+            if event.chat.chat_type != "group":
+                continue
+            group_id = self._group_id(event.platform, event.chat, event.source)
+            rows.append(
+                {
+                    "platform": event.platform,
+                    "platform_msg_id": event.message_id,
+                    "group_id": group_id,
+                    "member_id": member_id,
+                    "msg_type": event.msg_type,
+                    "text": event.text,
+                    "sent_at": event.sent_at,
+                    "is_command": _is_command(event.text),
+                }
+            )
+            seen = earliest.get((group_id, member_id))
+            if seen is None or event.sent_at < seen:
+                earliest[(group_id, member_id)] = event.sent_at
+        if rows:
+            self.connection.execute(
+                insert_for(self.connection, _MESSAGE).on_conflict_do_nothing(), rows
+            )
+        if earliest:
+            self._seen_in_group_many(earliest)
+        marked: set[tuple[str, str]] = set()
+        result = []
+        for event in events:
+            key = (event.platform, event.dedupe_key)
+            result.append(key in new_keys and key not in marked)
+            marked.add(key)
+        return result
+
+    def _seen_in_group_many(self, earliest: dict[tuple[int, int], datetime]) -> None:
+        insert = insert_for(self.connection, _GROUP_MEMBER)
+        earlier = case(
+            (
+                insert.excluded.first_seen_at < _GROUP_MEMBER.c.first_seen_at,
+                insert.excluded.first_seen_at,
+            ),
+            else_=_GROUP_MEMBER.c.first_seen_at,
+        )
+        self.connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=["group_id", "member_id"], set_={"first_seen_at": earlier}
+            ),
+            [
+                {"group_id": g, "member_id": m, "first_seen_at": at}
+                for (g, m), at in earliest.items()
+            ],
+        )
 
     def _first_sight(self, platform: str, key: str, bot_id: str) -> bool:
         statement = (

@@ -313,3 +313,22 @@ async def test_a_message_seen_live_and_imported_is_stored_once(
     code, out, err = run(capsys, "import", str(history), "-c", str(server.config_file))
     assert code == 0, err
     assert "imported 0, duplicated 1" in out
+
+
+def test_progress_on_a_terminal_and_plain_lines_otherwise(
+    database_url: str, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.history_import import ImportRequest, run_import
+    from storage.db import upgrade
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        request = ImportRequest(files["bom"], batch_size=1)
+        summary = run_import(request, engine, SHANGHAI, tty=True)
+        assert summary.imported == 3
+        assert "rows/s" in capsys.readouterr().err  # the rich bar, on stderr
+        summary = run_import(request, engine, SHANGHAI, tty=False)
+        assert summary.duplicated == 3
+    finally:
+        engine.dispose()
