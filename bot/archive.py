@@ -138,10 +138,9 @@ class ArchivePuller:
                 else:
                     summary.skipped += 1
             if messages:
-                stored = self._store.store([messages])[0]
-                new = sum(s.new for s in stored)
-                summary.stored += new
-                summary.duplicated += len(stored) - new
+                stored = self._store.store_messages(messages)
+                summary.stored += sum(stored)
+                summary.duplicated += len(stored) - sum(stored)
             if recalls:
                 with self._engine.begin() as connection:
                     summary.recalled += sum(apply_recalls(connection, recalls))

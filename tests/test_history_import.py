@@ -332,3 +332,14 @@ def test_progress_on_a_terminal_and_plain_lines_otherwise(
         assert summary.duplicated == 3
     finally:
         engine.dispose()
+
+
+def test_plain_progress_lines_say_rows_rate_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.history_import import Progress
+
+    progress = Progress("import big.csv", 1000, tty=False, every=0)
+    progress.update(250, 500)
+    progress.close()
+    line = capsys.readouterr().err
+    assert line.startswith("import big.csv: 250 rows (50%), ")
+    assert "rows/s, ETA" in line
