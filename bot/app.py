@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiohttp import web
 from sqlalchemy import Engine
 
+from bot.archive import ArchivePuller, archive_lifecycle, archive_pullers
 from bot.ingest import GroupCommitWriter
 from bot.platforms import Platform, build_platforms
 from bot.platforms.base import Clock
@@ -36,6 +37,9 @@ class Service:
     telemetry: Telemetry
     writer: GroupCommitWriter
     web_app: web.Application
+    #: WeCom session-archive pullers by bot id: ``pull_async()`` is the hook for the
+    #: ``msgaudit_notify`` event and the scheduler.
+    archive_pullers: dict[str, ArchivePuller] = field(default_factory=dict)
 
 
 def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service:
@@ -59,7 +63,10 @@ def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service
         engine.dispose()
 
     web_app.cleanup_ctx.append(lifecycle)
-    return Service(settings, engine, platforms, telemetry, writer, web_app)
+    pullers = archive_pullers(settings, engine)
+    if pullers:
+        web_app.cleanup_ctx.append(archive_lifecycle(settings, pullers))
+    return Service(settings, engine, platforms, telemetry, writer, web_app, pullers)
 
 
 def describe_bots(service: Service) -> list[str]:

@@ -75,6 +75,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=2026, help="the same seed gives the same community"
     )
     demo.add_argument("--date", type=_date, help="the last day of the history (default: today)")
+    history = commands.add_parser(
+        "import", parents=[config], help="load history: archive JSON lines, messages or orders CSV"
+    )
+    history.add_argument("file", metavar="FILE", help="the file to import")
+    history.add_argument(
+        "--format",
+        choices=("archive-jsonl", "csv", "orders-csv"),
+        help="the file's format (default: guessed from its first line)",
+    )
+    history.add_argument(
+        "--group", metavar="CHAT_ID", help="import only this group's messages (others skipped)"
+    )
+    history.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
+    history.add_argument(
+        "--strict", action="store_true", help="write nothing if any row is bad (checked first)"
+    )
+
+    archive = commands.add_parser("archive", help="the WeCom session archive (会话内容存档)")
+    archive_commands = archive.add_subparsers(
+        dest="archive_command", required=True, metavar="ACTION"
+    )
+    archive_commands.add_parser(
+        "pull", parents=[config], help="pull new archive records once, from the stored seq"
+    )
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -96,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stats": _stats,
         "db": _db,
         "demo": _demo,
+        "import": _import,
+        "archive": _archive,
     }[args.command]
     try:
         settings = load_settings(args.config)
@@ -155,6 +181,61 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         f"QUNPULSE_STORAGE__URL=sqlite:///{path}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from bot.history_import import ImportFileError, ImportRequest, run_import
+    from storage.db import make_engine, upgrade
+
+    request = ImportRequest(
+        path=Path(args.file),
+        format=args.format,
+        group=args.group,
+        dry_run=args.dry_run,
+        strict=args.strict,
+    )
+    engine = make_engine(settings.storage.url)
+    try:
+        if not args.dry_run:
+            upgrade(engine)
+        summary = run_import(request, engine, settings.zone, tty=sys.stderr.isatty())
+    except ImportFileError as error:
+        raise UsageError(f"import: {error}") from None
+    finally:
+        engine.dispose()
+    for line in summary.rejections:
+        print(line, file=sys.stderr)
+    if summary.rejected > len(summary.rejections):
+        print(f"... and {summary.rejected - len(summary.rejections)} more", file=sys.stderr)
+    print(summary.describe())
+    return 1 if summary.stopped_at else 0
+
+
+def _archive(_args: argparse.Namespace, settings: Settings) -> int:
+    from bot.archive import pull_archive
+    from bot.platforms.wecom_archive import ArchiveError
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(settings.storage.url)
+    try:
+        upgrade(engine)
+        summaries = pull_archive(settings, engine)
+    except ArchiveError as error:
+        raise UsageError(str(error)) from None
+    finally:
+        engine.dispose()
+    for summary in summaries:
+        for problem in summary.unreadable:
+            print(f"archive {summary.bot_id}: skipped unreadable record {problem}", file=sys.stderr)
+        print(
+            f"archive {summary.bot_id}: seq {summary.from_seq} -> {summary.to_seq}: "
+            f"{summary.records} records, {summary.stored} messages stored, "
+            f"{summary.duplicated} duplicated, {summary.recalled} recalls applied, "
+            f"{summary.skipped} skipped (private chats, switch records)"
+        )
     return 0
 
 

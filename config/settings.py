@@ -89,6 +89,25 @@ class WecomAibotSettings(_Bot):
     _aes = field_validator("encoding_aes_key")(_check_encoding_aes_key)
 
 
+class WecomArchiveSettings(_Section):
+    """The WeCom session archive (会话内容存档) of the app's corp, pulled with the C SDK."""
+
+    #: The 会话内容存档 Secret (not the app's secret).
+    secret: SecretStr
+    #: ``publickey_ver`` → path of the PEM RSA private key of that version.
+    private_keys: dict[str, str] = Field(min_length=1)
+    #: Path of libWeWorkFinanceSdk_C.so (downloaded from WeCom; not shipped).
+    sdk_path: str
+    #: Records asked for per GetChatData call (the SDK allows at most 1000).
+    batch_limit: int = Field(default=1000, ge=1, le=1000)
+    timeout_seconds: int = Field(default=10, ge=1)
+    #: Optional HTTP proxy for the SDK, e.g. "http://10.0.0.1:3128", and its password.
+    proxy: str | None = None
+    proxy_password: SecretStr | None = None
+    #: How often `serve` pulls on its own (0: only on msgaudit_notify and `archive pull`).
+    pull_every_minutes: int = Field(default=5, ge=0)
+
+
 class WecomAppSettings(_Bot):
     """A WeCom self-built app: membership events, archive notices, private messages."""
 
@@ -98,6 +117,7 @@ class WecomAppSettings(_Bot):
     secret: SecretStr
     token: SecretStr
     encoding_aes_key: SecretStr
+    archive: WecomArchiveSettings | None = None
 
     _aes = field_validator("encoding_aes_key")(_check_encoding_aes_key)
 

@@ -71,6 +71,14 @@ class EventStore:
         """Drop cached ids (after rows were deleted, e.g. a member purged)."""
         self._caches = _Caches({}, {}, {})
 
+    def store_messages(self, events: Sequence[MessageEvent]) -> list[bool]:
+        """Store many messages (a history import) in one transaction; say which were new.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing was stored.
+        """
+        return [stored.new for stored in self.store([events])[0]]
+
     def store(self, batches: Sequence[Sequence[Event]]) -> list[list[Stored]]:
         """Store several callbacks' events in one transaction and say which were new.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -109,6 +109,8 @@ class Message(SQLModel, table=True):
     sentiment: float | None = None
     #: A command addressed to the bot: counted as a message, not in rank or words.
     is_command: bool = False
+    #: When the sender recalled (撤回) it; recalled messages count in no metric.
+    recalled_at: datetime | None = utc_column(nullable=True)
 
 
 class MembershipEvent(SQLModel, table=True):
@@ -170,3 +172,17 @@ class Order(SQLModel, table=True):
     status: str = Field(max_length=16)
     paid_at: datetime = utc_column()
     imported_at: datetime = utc_column()
+
+
+class ArchiveCursor(SQLModel, table=True):
+    """How far the WeCom session archive (会话内容存档) of one corp has been pulled.
+
+    ``seq`` is the archive's own sequence number of the last record stored; the next
+    pull asks for records after it, so a restart resumes where the last one stopped.
+    """
+
+    __tablename__ = "archive_cursor"
+
+    corp_id: str = Field(max_length=64, primary_key=True)
+    seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = utc_column()

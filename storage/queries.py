@@ -82,6 +82,8 @@ class PeriodQueries:
             _MESSAGE.c.sent_at >= start,
             _MESSAGE.c.sent_at < end,
             _MEMBER.c.is_bot.is_(False),
+            # A recalled (撤回) message is gone for its readers, so it counts nowhere.
+            _MESSAGE.c.recalled_at.is_(None),
         )
 
     def message_count(self, start: datetime, end: datetime) -> int:
