@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, select, tuple_
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from bot.events import Chat, Event, MembershipEvent, MessageEvent, Person, PlatformName
 from storage.models import ChatGroup, GroupMember, InboundEvent, Member, Message, utc_now
@@ -78,8 +79,19 @@ class EventStore:
             sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing was stored.
         """
         overlay = _Caches({}, {}, {})
-        with self._engine.begin() as connection:
-            results = _Writer(connection, self._caches, overlay).store(batches)
+        try:
+            with self._engine.begin() as connection:
+                results = _Writer(connection, self._caches, overlay).store(batches)
+        except IntegrityError:
+            # A cached id may point at a row that another process deleted (`qunpulse
+            # member forget --purge` runs beside `serve`): drop every cached id and try
+            # once more from the database. A second failure is a real one.
+            if self._caches == _Caches({}, {}, {}):
+                raise
+            self.forget_cached_ids()
+            overlay = _Caches({}, {}, {})
+            with self._engine.begin() as connection:
+                results = _Writer(connection, self._caches, overlay).store(batches)
         # Only what a committed transaction wrote reaches the caches.
         self._caches.groups.update(overlay.groups)
         self._caches.members.update(overlay.members)
