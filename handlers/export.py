@@ -228,7 +228,7 @@ def write_xlsx(sheets: Sequence[Sheet], path: Path) -> Path:
         header_row = ws.max_row
         for cell in ws[header_row]:
             cell.font = Font(bold=True)
-        ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
+        ws.freeze_panes = f"A{header_row + 1}"  # keep the headers in view
         for values in sheet.rows:
             ws.append(list(values))
             row = ws.max_row
