@@ -288,3 +288,40 @@ def test_retention_run_command_reports_and_audits(
     assert code == 0
     assert "blanked the text of 6 messages" in out
     assert "retention" in cli(capsys, "audit", "list", "-c", config)[1]
+
+
+def test_a_member_whose_old_departure_expired_counts_again_when_they_rejoin(
+    engine: Engine, tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The serving writer's caches expire (here at once), so a group membership row
+    deleted by retention in another process is written again on the member's return."""
+    config = str(
+        write_config(tmp_path / "short.toml", database_url, "[retention]\nmembership_days = 30\n")
+    )
+    serving = EventStore(engine, cache_ttl=0)
+    long_ago = DAY - timedelta(days=100)
+    serving.store([[membership("j1", "join", ["alice", "bob"], long_ago)]])
+    serving.store([[membership("l1", "leave", ["bob"], long_ago + timedelta(days=1))]])
+    run_retention(engine, load_settings(config, env={}), DAY)
+    assert stats(capsys, config)["members"]["value"] == 1
+
+    serving.store([[membership("j2", "join", ["bob"], DAY + timedelta(minutes=1))]])
+
+    document = stats(capsys, config)
+    assert document["members"]["value"] == 2
+    assert document["joins"]["value"] == 1
+
+
+def test_a_forgotten_name_is_stored_again_when_the_member_writes_again(
+    engine: Engine, config: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serving = EventStore(engine, cache_ttl=0)
+    serving.store([day_script(DAY)])
+    assert cli(capsys, "member", "forget", "wecom", "carol", "--yes", "-c", config)[0] == 0
+
+    serving.store([[message("again", "carol", DAY + timedelta(hours=1), "我回来了")]])
+
+    rank = {e["member"]: e for e in stats(capsys, config)["message_rank"]}
+    assert rank["carol"]["name"] == "Carol 名字"
+    assert rank["carol"]["messages"] == 2
+    assert texts(engine)[3] is None  # what was forgotten stays forgotten
