@@ -363,6 +363,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
+    import re
     from datetime import UTC
     from pathlib import Path
 
@@ -383,7 +384,9 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         rule = ActivityRule(settings.activity.min_messages, settings.activity.min_active_days)
         data = gather_export(engine, group, period, rule, datetime.now(UTC))
         sheets = build_sheets(data, settings.locale)
-        default = f"qunpulse-{group.chat_id}-{period.first}_{period.last}.{args.format}"
+        # DingTalk chat ids are base64 and may hold "/" or "+": keep the name a file name.
+        safe = re.sub(r"[^A-Za-z0-9_.=-]", "_", group.chat_id)
+        default = f"qunpulse-{safe}-{period.first}_{period.last}.{args.format}"
         path = Path(args.output or default)
         files = [write_xlsx(sheets, path)] if args.format == "xlsx" else write_csv(sheets, path)
         record_audit(
