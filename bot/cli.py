@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from typing import Any
 
 from config import ConfigError, Settings, load_settings
 
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         "pull", parents=[config], help="pull new archive records once, from the stored seq"
     )
 
+    _add_privacy_commands(commands, config)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", parents=[config], help="apply migrations")
@@ -122,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _demo,
         "import": _import,
         "archive": _archive,
+        "member": _member,
+        "retention": _retention,
+        "audit": _audit,
+        "export": _export,
     }[args.command]
     try:
         settings = load_settings(args.config)
@@ -285,6 +292,199 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         from bot.terminal import print_stats
 
         print_stats(stats, settings.locale)
+    return 0
+
+
+def _add_privacy_commands(commands: Any, config: argparse.ArgumentParser) -> None:
+    """``member``, ``retention``, ``audit`` and ``export``: the data under the admin's control."""
+    member = commands.add_parser("member", help="privacy actions on one member's data")
+    member.add_argument("action", choices=("optout", "optin", "forget"))
+    member.add_argument("platform", choices=("wecom", "dingtalk", "feishu"))
+    member.add_argument("user", metavar="USER", help="the member's platform user id")
+    member.add_argument(
+        "--purge",
+        action="store_true",
+        help="forget: delete every row about the member (past group figures change)",
+    )
+    member.add_argument("--yes", action="store_true", help="forget: do not ask to confirm")
+    member.add_argument("-c", "--config", metavar="FILE", help="config file")
+
+    retention = commands.add_parser("retention", help="expire old data per [retention]")
+    retention_commands = retention.add_subparsers(
+        dest="retention_command", required=True, metavar="ACTION"
+    )
+    retention_commands.add_parser(
+        "run", parents=[config], help="blank old message text, delete old events and alerts"
+    )
+
+    audit = commands.add_parser("audit", help="the log of admin actions on people's data")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_list = audit_commands.add_parser("list", parents=[config], help="newest entries first")
+    audit_list.add_argument("--limit", type=int, default=50)
+    audit_list.add_argument("--action", help="only this action (forget, purge, optout, ...)")
+
+    export = commands.add_parser(
+        "export", parents=[config], help="a group's period as an Excel / WPS workbook"
+    )
+    export.add_argument("--group", required=True, metavar="CHAT_ID", help="the group's chat id")
+    export.add_argument("--platform", choices=("wecom", "dingtalk", "feishu"))
+    export.add_argument("--period", default="month", help="as for stats (default: month)")
+    export.add_argument("--date", type=_date, help="a day inside the period (default: today)")
+    export.add_argument("--from", dest="first", type=_date, help="first day of an explicit range")
+    export.add_argument("--to", dest="last", type=_date, help="last day of an explicit range")
+    export.add_argument("--format", choices=("xlsx", "csv"), default="xlsx")
+    export.add_argument("-o", "--output", metavar="FILE", help="where to write it")
+
+
+def _period_from_args(args: argparse.Namespace, settings: Settings) -> Any:
+    from analytics.periods import PeriodError, explicit_period, resolve_period
+
+    zone = settings.zone
+    try:
+        if args.first or args.last:
+            if not (args.first and args.last):
+                raise UsageError("--from and --to go together")
+            return explicit_period(args.first, args.last, zone)
+        anchor = args.date or datetime.now(zone).date()
+        return resolve_period(args.period, anchor, zone)
+    except PeriodError as error:
+        raise UsageError(f"--period: {error}") from None
+
+
+def _open_database(settings: Settings) -> Any:
+    """An engine on a migrated database, or a UsageError naming ``storage.url``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(settings.storage.url)
+    try:
+        upgrade(engine)  # idempotent; the audit log needs its table
+    except SQLAlchemyError as error:
+        engine.dispose()
+        raise UsageError(
+            f"storage.url: cannot reach the database ({type(error).__name__}); check the URL"
+        ) from None
+    return engine
+
+
+def _member(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.privacy import UnknownMember, forget_member, set_opted_out
+
+    who = f"{args.user} on {args.platform}"
+    if args.action == "forget" and not args.yes:
+        what = "delete every row about" if args.purge else "erase the message text and name of"
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"member forget: this would {what} {who}; pass --yes to confirm "
+                "(no terminal to ask on)"
+            )
+        answer = input(f"This will {what} {who}. Type yes to go on: ")
+        if answer.strip().lower() not in ("yes", "y"):
+            print("nothing changed", file=sys.stderr)
+            return 1
+    engine = _open_database(settings)
+    try:
+        if args.action in ("optout", "optin"):
+            changed = set_opted_out(engine, args.platform, args.user, args.action == "optout")
+            state = "hidden from" if args.action == "optout" else "shown in"
+            print(f"{who} is {state} public rankings and posts" + ("" if changed else " (already)"))
+            return 0
+        result = forget_member(engine, args.platform, args.user, purge=args.purge)
+    except UnknownMember as error:
+        raise UsageError(f"member {args.action}: {error}") from None
+    finally:
+        engine.dispose()
+    counts = ", ".join(f"{name} {count}" for name, count in result.counts.items())
+    if result.purged:
+        print(f"purged {who}: deleted {counts}")
+        print(
+            "group figures for past periods change: this member's messages, joins and "
+            "leaves no longer count"
+        )
+    else:
+        print(f"forgot {who}: blanked/erased {counts}; counts for past periods are unchanged")
+    return 0
+
+
+def _retention(_args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC
+
+    from bot.retention import run_retention
+
+    engine = _open_database(settings)
+    try:
+        result = run_retention(engine, settings, datetime.now(UTC))
+    finally:
+        engine.dispose()
+    print(
+        f"blanked the text of {result.messages_blanked} messages, deleted "
+        f"{result.membership_events_deleted} membership events and "
+        f"{result.alerts_deleted} alerts"
+    )
+    return 0
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.audit import list_audit
+
+    engine = _open_database(settings)
+    try:
+        entries = list_audit(engine, limit=args.limit, action=args.action)
+    finally:
+        engine.dispose()
+    zone = settings.zone
+    for entry in entries:
+        detail = json.dumps(entry.detail, ensure_ascii=False, sort_keys=True)
+        stamp = entry.at.astimezone(zone).isoformat(timespec="seconds")
+        print(f"{stamp}  {entry.action:<9} {entry.target}  {detail}")
+    if not entries:
+        print("the audit log is empty", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    import re
+    from datetime import UTC
+    from pathlib import Path
+
+    from analytics.metrics import ActivityRule
+    from handlers.export import build_sheets, gather_export, write_csv, write_xlsx
+    from storage.audit import record_audit
+    from storage.queries import AmbiguousGroup, find_group
+
+    period = _period_from_args(args, settings)
+    engine = _open_database(settings)
+    try:
+        try:
+            group = find_group(engine, args.group, args.platform)
+        except AmbiguousGroup as error:
+            raise UsageError(f"--group: {error} with --platform") from None
+        if group is None:
+            raise UsageError(f"--group: no group {args.group!r} in the database yet")
+        rule = ActivityRule(settings.activity.min_messages, settings.activity.min_active_days)
+        data = gather_export(engine, group, period, rule, datetime.now(UTC))
+        sheets = build_sheets(data, settings.locale)
+        # DingTalk chat ids are base64 and may hold "/" or "+": keep the name a file name.
+        safe = re.sub(r"[^A-Za-z0-9_.=-]", "_", group.chat_id)
+        default = f"qunpulse-{safe}-{period.first}_{period.last}.{args.format}"
+        path = Path(args.output or default)
+        files = [write_xlsx(sheets, path)] if args.format == "xlsx" else write_csv(sheets, path)
+        record_audit(
+            engine,
+            "export",
+            f"{group.platform}:{group.chat_id}",
+            {
+                "period": f"{period.first}..{period.last}",
+                "format": args.format,
+                "files": [str(f) for f in files],
+                "members": len(data.members),
+            },
+        )
+    finally:
+        engine.dispose()
+    for file in files:
+        print(file)
     return 0
 
 

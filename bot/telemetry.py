@@ -47,5 +47,27 @@ class Telemetry:
             registry=self.registry,
         )
 
+        self.retention_runs = Counter(
+            "qunpulse_retention_runs",
+            "Runs of the retention job.",
+            registry=self.registry,
+        )
+        self.retention_expired = Counter(
+            "qunpulse_retention_expired",
+            "Data expired by the retention job: message texts blanked, membership events "
+            "and alerts deleted.",
+            ["what"],
+            registry=self.registry,
+        )
+        for what in ("message_text", "membership_events", "alerts"):
+            self.retention_expired.labels(what)
+
+    def record_retention(self, messages_blanked: int, memberships: int, alerts: int) -> None:
+        """Count one retention run and what it expired."""
+        self.retention_runs.inc()
+        self.retention_expired.labels("message_text").inc(messages_blanked)
+        self.retention_expired.labels("membership_events").inc(memberships)
+        self.retention_expired.labels("alerts").inc(alerts)
+
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -215,7 +215,14 @@ class TargetsSettings(_Section):
 
 
 class RetentionSettings(_Section):
+    """How long data is kept, in days; 0 keeps it forever (``qunpulse retention run``)."""
+
+    #: Message text is blanked after this; the message row (and every count) stays.
     message_text_days: int = Field(default=180, ge=0)
+    #: Join / leave / removal events are deleted after this.
+    membership_days: int = Field(default=730, ge=0)
+    #: Stored alerts (which quote messages) are deleted after this.
+    alerts_days: int = Field(default=90, ge=0)
 
 
 class WecomPlatformSettings(_Section):

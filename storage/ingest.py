@@ -12,6 +12,7 @@ what lets the group-commit writer keep up with thousands of callbacks a second.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, select, tuple_
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from bot.events import Chat, Event, MembershipEvent, MessageEvent, Person, PlatformName
 from storage.models import ChatGroup, GroupMember, InboundEvent, Member, Message, utc_now
@@ -61,15 +63,24 @@ class EventStore:
 
     Group and member ids (and when each member was first seen in each group) are cached
     per process, so a busy group costs two multi-row ``INSERT`` statements per batch.
+
+    Another process may delete what the cache knows (``qunpulse member forget``, the
+    retention job): a write that then fails on a foreign key drops the caches and is
+    retried once, and the caches are dropped every ``cache_ttl`` seconds anyway, so a
+    forgotten name or an expired group membership is stored again when the member
+    writes again.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, cache_ttl: float = 600.0) -> None:
         self._engine = engine
+        self._cache_ttl = cache_ttl
         self._caches = _Caches({}, {}, {})
+        self._cached_since = time.monotonic()
 
     def forget_cached_ids(self) -> None:
         """Drop cached ids (after rows were deleted, e.g. a member purged)."""
         self._caches = _Caches({}, {}, {})
+        self._cached_since = time.monotonic()
 
     def store_messages(self, events: Sequence[MessageEvent]) -> list[bool]:
         """Store many messages (a history import) in one transaction; say which were new.
@@ -85,9 +96,22 @@ class EventStore:
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing was stored.
         """
+        if time.monotonic() - self._cached_since >= self._cache_ttl:
+            self.forget_cached_ids()
         overlay = _Caches({}, {}, {})
-        with self._engine.begin() as connection:
-            results = _Writer(connection, self._caches, overlay).store(batches)
+        try:
+            with self._engine.begin() as connection:
+                results = _Writer(connection, self._caches, overlay).store(batches)
+        except IntegrityError:
+            # A cached id may point at a row that another process deleted (`qunpulse
+            # member forget --purge` runs beside `serve`): drop every cached id and try
+            # once more from the database. A second failure is a real one.
+            if self._caches == _Caches({}, {}, {}):
+                raise
+            self.forget_cached_ids()
+            overlay = _Caches({}, {}, {})
+            with self._engine.begin() as connection:
+                results = _Writer(connection, self._caches, overlay).store(batches)
         # Only what a committed transaction wrote reaches the caches.
         self._caches.groups.update(overlay.groups)
         self._caches.members.update(overlay.members)

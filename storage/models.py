@@ -186,3 +186,20 @@ class ArchiveCursor(SQLModel, table=True):
     corp_id: str = Field(max_length=64, primary_key=True)
     seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     updated_at: datetime = utc_column()
+
+
+class AuditEntry(SQLModel, table=True):
+    """One admin action on people's data (forget, opt-out, export, import, retention).
+
+    ``target`` names what was touched (``wecom:alice``, ``wecom:wrkSFfCgAAvip``);
+    ``detail`` is a short JSON object with counts and options, never message text.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_column()
+    action: str = Field(max_length=32)
+    target: str = Field(max_length=300)
+    detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from itertools import pairwise
 from typing import Any
 
@@ -218,3 +218,194 @@ def as_date(value: object) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class DailyRow:
+    """One local day of a group: messages, active members, joins and leaves."""
+
+    day: date
+    messages: int
+    active_members: int
+    joins: int
+    leaves: int
+    removed: int
+
+
+def daily_series(
+    connection: Connection,
+    group_id: int,
+    start: datetime,
+    end: datetime,
+    segments: Sequence[OffsetSegment],
+    *,
+    min_messages: int = 1,
+) -> dict[date, DailyRow]:
+    """Per local day of ``[start, end)``: the day's figures (days without any are absent).
+
+    ``messages`` counts like :meth:`PeriodQueries.message_count` (bots excluded, commands
+    included); ``active_members`` counts members with at least ``min_messages``
+    conversation messages (commands excluded) that day.
+    """
+    in_range = and_(
+        _MESSAGE.c.group_id == group_id,
+        _MESSAGE.c.sent_at >= start,
+        _MESSAGE.c.sent_at < end,
+        _MEMBER.c.is_bot.is_(False),
+    )
+    joined = _MESSAGE.join(_MEMBER, _MEMBER.c.id == _MESSAGE.c.member_id)
+    day = local_date(connection, _MESSAGE.c.sent_at, segments).label("day")
+    messages = {
+        as_date(row.day): int(row.n)
+        for row in connection.execute(
+            select(day, func.count().label("n")).select_from(joined).where(in_range).group_by(day)
+        )
+    }
+    per_member = (
+        select(day, _MESSAGE.c.member_id, func.count().label("n"))
+        .select_from(joined)
+        .where(in_range, _MESSAGE.c.is_command.is_(False))
+        .group_by(day, _MESSAGE.c.member_id)
+        .subquery()
+    )
+    active = {
+        as_date(row.day): int(row.n)
+        for row in connection.execute(
+            select(per_member.c.day, func.count().label("n"))
+            .where(per_member.c.n >= min_messages)
+            .group_by(per_member.c.day)
+        )
+    }
+    event_day = local_date(connection, _MEMBERSHIP.c.occurred_at, segments).label("day")
+    changes: dict[date, dict[str, int]] = {}
+    for row in connection.execute(
+        select(event_day, _MEMBERSHIP.c.kind, func.count().label("n"))
+        .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+        .where(
+            _MEMBERSHIP.c.group_id == group_id,
+            _MEMBERSHIP.c.occurred_at >= start,
+            _MEMBERSHIP.c.occurred_at < end,
+            _MEMBER.c.is_bot.is_(False),
+        )
+        .group_by(event_day, _MEMBERSHIP.c.kind)
+    ):
+        changes.setdefault(as_date(row.day), {})[row.kind] = int(row.n)
+    days = sorted(set(messages) | set(active) | set(changes))
+    return {
+        d: DailyRow(
+            day=d,
+            messages=messages.get(d, 0),
+            active_members=active.get(d, 0),
+            joins=changes.get(d, {}).get("join", 0),
+            leaves=changes.get(d, {}).get("leave", 0),
+            removed=changes.get(d, {}).get("removed", 0),
+        )
+        for d in days
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRow:
+    """One member of a group as the operators' member list shows them."""
+
+    user_id: str
+    name: str | None
+    opted_out: bool
+    first_seen_at: datetime
+    #: The first join event in the group, if one was reported.
+    joined_at: datetime | None
+    #: The last message before the period's end (commands included), if any.
+    last_message_at: datetime | None
+    #: Conversation messages in the period (commands excluded, as in the message rank).
+    messages: int
+    #: The latest membership event before the period's end: join, leave, removed or None.
+    status: str | None
+
+
+def member_directory(
+    connection: Connection, group_id: int, start: datetime, end: datetime
+) -> list[MemberRow]:
+    """Everyone seen in the group before ``end`` (bots excluded), most messages first."""
+    in_period = (
+        select(func.count())
+        .where(
+            _MESSAGE.c.group_id == group_id,
+            _MESSAGE.c.member_id == _MEMBER.c.id,
+            _MESSAGE.c.sent_at >= start,
+            _MESSAGE.c.sent_at < end,
+            _MESSAGE.c.is_command.is_(False),
+        )
+        .scalar_subquery()
+    )
+    last_message = (
+        select(func.max(_MESSAGE.c.sent_at))
+        .where(
+            _MESSAGE.c.group_id == group_id,
+            _MESSAGE.c.member_id == _MEMBER.c.id,
+            _MESSAGE.c.sent_at < end,
+        )
+        .scalar_subquery()
+    )
+    joined = (
+        select(func.min(_MEMBERSHIP.c.occurred_at))
+        .where(
+            _MEMBERSHIP.c.group_id == group_id,
+            _MEMBERSHIP.c.member_id == _MEMBER.c.id,
+            _MEMBERSHIP.c.kind == "join",
+        )
+        .scalar_subquery()
+    )
+    status = (
+        select(_MEMBERSHIP.c.kind)
+        .where(
+            _MEMBERSHIP.c.group_id == group_id,
+            _MEMBERSHIP.c.member_id == _MEMBER.c.id,
+            _MEMBERSHIP.c.occurred_at < end,
+        )
+        .order_by(_MEMBERSHIP.c.occurred_at.desc(), _MEMBERSHIP.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            _MEMBER.c.user_id,
+            _MEMBER.c.display_name,
+            _MEMBER.c.opted_out,
+            _GROUP_MEMBER.c.first_seen_at,
+            joined.label("joined_at"),
+            last_message.label("last_at"),
+            in_period.label("messages"),
+            status.label("status"),
+        )
+        .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+        .where(
+            _GROUP_MEMBER.c.group_id == group_id,
+            _GROUP_MEMBER.c.first_seen_at < end,
+            _MEMBER.c.is_bot.is_(False),
+        )
+    )
+    rows = [
+        MemberRow(
+            user_id=row.user_id,
+            name=row.display_name,
+            opted_out=bool(row.opted_out),
+            first_seen_at=row.first_seen_at,
+            joined_at=_aware(row.joined_at),
+            last_message_at=_aware(row.last_at),
+            messages=int(row.messages),
+            status=row.status,
+        )
+        for row in connection.execute(query)
+    ]
+    return sorted(rows, key=lambda r: (-r.messages, r.user_id))
+
+
+def _aware(value: object) -> datetime | None:
+    """Aggregates (``min``/``max``) bypass the column type: make their result aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
