@@ -59,7 +59,11 @@ def _group(ctx: Context) -> GroupRecord:
     return ctx.group
 
 
-def group_label(group: GroupRecord) -> str:
+def group_label(ctx: Context, group: GroupRecord) -> str:
+    """The group's name: from ``[[groups]].name``, else as the platform named it, else its id."""
+    for entry in ctx.settings.groups:
+        if entry.platform == group.platform and entry.chat_id == group.chat_id and entry.name:
+            return entry.name
     return group.name or group.chat_id
 
 
@@ -79,7 +83,7 @@ async def stats(ctx: Context) -> Answer:
     group = _group(ctx)
     period = _period(ctx, "day")
     result = await asyncio.to_thread(collect_stats, ctx.engine, group, period, _rule(ctx))
-    title = text("stats_title", ctx.locale, group=group_label(group), period=period.label())
+    title = text("stats_title", ctx.locale, group=group_label(ctx, group), period=period.label())
     body = render_stats(result.to_json(), ctx.locale, public=ctx.in_group)
     return Answer("\n".join([f"**{title}**", "", *body, *_note(group, ctx.locale)]), title)
 
@@ -208,7 +212,7 @@ async def rank(ctx: Context) -> Answer:
     period = _period(ctx, "day")
     entries = await asyncio.to_thread(_ranking, ctx, group, period)
     visible = [e for e in entries if not e.opted_out][: ctx.args.count or DEFAULT_RANK_SIZE]
-    title = text("rank_title", ctx.locale, group=group_label(group), period=period.label())
+    title = text("rank_title", ctx.locale, group=group_label(ctx, group), period=period.label())
     lines = [f"**{title}**", ""]
     if not visible:
         lines.append(text("rank_empty", ctx.locale))
@@ -236,7 +240,7 @@ async def words(ctx: Context) -> Answer:
     group = _group(ctx)
     period = _period(ctx, "week")
     pairs = await asyncio.to_thread(_top_words, ctx, group, period)
-    title = text("words_title", ctx.locale, group=group_label(group), period=period.label())
+    title = text("words_title", ctx.locale, group=group_label(ctx, group), period=period.label())
     lines = [f"**{title}**", ""]
     if not pairs:
         lines.append(text("words_empty", ctx.locale))
@@ -254,7 +258,7 @@ async def silent(ctx: Context) -> Answer:
     since = ctx.clock() - timedelta(days=days)
     members = await asyncio.to_thread(repo.silent_members, ctx.engine, group.id, since)
     zone = ctx.settings.zone
-    title = text("silent_title", ctx.locale, group=group_label(group), days=days)
+    title = text("silent_title", ctx.locale, group=group_label(ctx, group), days=days)
     lines = [f"**{title}**", ""]
     if not members:
         lines.append(text("silent_none", ctx.locale, days=days))
@@ -308,7 +312,7 @@ async def me(ctx: Context) -> Answer:
     user = ctx.event.sender.user_id
     mine = next((e for e in entries if e.member == user), None)
     name = ctx.event.sender.name or (mine.name if mine else None)
-    title = text("me_title", ctx.locale, who=who(name, user), group=group_label(group))
+    title = text("me_title", ctx.locale, who=who(name, user), group=group_label(ctx, group))
     lines = [
         f"**{title}**",
         "",
