@@ -42,6 +42,9 @@ _PERIOD_WORDS = {
 }
 _N_DAYS = re.compile(r"^(\d{1,4})(?:d|天|日)$")
 _INTEGER = re.compile(r"^\d{1,6}$")
+#: Leading @-mentions a platform left in the text (Feishu's ``@_user_1`` placeholders,
+#: a WeCom bot name with a space in it): skipped before looking for the slash.
+_LEADING_MENTIONS = re.compile(r"^(?:\s*@\S+)+\s*")
 # Full-width digits and spaces, as Chinese input methods may type them.
 _WIDE = str.maketrans("０１２３４５６７８９　", "0123456789 ")
 
@@ -78,12 +81,15 @@ class Args:
 def split_command(text: str | None) -> Invocation | None:
     """Split ``text`` into a command name and arguments, or None if it is not a command.
 
+    Platform modules strip the bot's @-mention; any @-mention still in front of the
+    slash (Feishu marks mentions as ``@_user_1``) is skipped here as well.
+
     >>> split_command("／排行 本周 5")
     Invocation(name='排行', args=('本周', '5'))
     """
     if not text:
         return None
-    stripped = text.translate(_WIDE).strip()
+    stripped = _LEADING_MENTIONS.sub("", text.translate(_WIDE).strip(), count=1)
     if not stripped.startswith(SLASHES):
         return None
     words = stripped[1:].split()

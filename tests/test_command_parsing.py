@@ -50,6 +50,12 @@ def test_split_command_takes_full_width_slash_digits_and_spaces() -> None:
     assert split_command("/") == Invocation("", ())
 
 
+def test_mentions_left_in_front_of_the_slash_are_skipped() -> None:
+    assert split_command("@_user_1 /rank 5") == Invocation("rank", ("5",))
+    assert split_command("@群脉 @Bot ／我") == Invocation("我", ())
+    assert split_command("@群脉 你好") is None
+
+
 @pytest.mark.parametrize("text", [None, "", "hello /stats", "统计", "  "])
 def test_text_that_is_not_a_command(text: str | None) -> None:
     assert split_command(text) is None

@@ -6,8 +6,10 @@ One module per connection kind, each a class implementing
 - ``wecom_aibot``: an active markdown reply to the message's ``response_url``.
 - ``dingtalk_robot``: markdown to the message's ``sessionWebhook``; private answers by the
   robot's 1:1 ``oToMessages/batchSend``.
+- ``feishu``: a reply to the message through the message API (tenant token); private
+  answers as a message to the user.
 
-A new platform (Feishu) adds one module here and one branch in
+A new connection kind adds one module here and one branch in
 :func:`build_reply_channels`.
 """
 
@@ -18,8 +20,14 @@ import httpx
 from bot.platforms.base import Clock
 from bot.replies.base import platform_error
 from bot.replies.dingtalk_robot import DingtalkRobotReplies
+from bot.replies.feishu import FeishuReplies
 from bot.replies.wecom_aibot import WecomAibotReplies
-from config.settings import DingtalkRobotSettings, Settings, WecomAibotSettings
+from config.settings import (
+    DingtalkRobotSettings,
+    FeishuSettings,
+    Settings,
+    WecomAibotSettings,
+)
 from handlers.context import ReplyChannel, ReplyError
 
 __all__ = ["ReplyChannel", "ReplyError", "build_reply_channels", "platform_error"]
@@ -36,5 +44,9 @@ def build_reply_channels(
         elif isinstance(bot, DingtalkRobotSettings):
             channels[bot.id] = DingtalkRobotReplies(
                 client, clock, bot, settings.platforms.dingtalk.api_base, f"bots[{index}]"
+            )
+        elif isinstance(bot, FeishuSettings):
+            channels[bot.id] = FeishuReplies(
+                client, clock, bot, settings.platforms.feishu.api_base, f"bots[{index}]"
             )
     return channels
