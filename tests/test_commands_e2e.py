@@ -336,3 +336,44 @@ async def test_help_reads_in_english_with_locale_en(english_bots: Bots) -> None:
     assert "qunpulse · commands" in answer
     assert "/rank /排行 [period] [N]: the message-rank leaderboard" in answer
     assert "/stats" not in answer
+
+
+async def test_words_lists_the_most_frequent_words(bots: Bots) -> None:
+    await bots.wecom_say("k1", "alice", "直播回放在哪里看")
+    await bots.wecom_say("k2", "bob", "直播很精彩")
+    await bots.wecom_say("k3", "carol", "直播什么时候开始")
+    await bots.wecom_say("k4", "bob", "/词云 今天")
+    answer = await bots.wecom_answer("k4")
+    assert "高频词" in answer
+    assert "1. 直播 · 3" in answer
+
+
+async def test_opted_out_member_me_in_a_group_goes_privately(bots: Bots) -> None:
+    await bots.ding_say("v1", "staff01", "张三", "你好")
+    await bots.ding_say("v2", "staff01", "张三", "/optout")
+    await bots.ding_answers(1)
+    await bots.ding_say("v3", "staff01", "张三", "/me")
+
+    [private] = await bots.api.wait_for_calls(BATCH_SEND_PATH, 1)
+    notice = (await bots.ding_answers(2))[1]["markdown"]["text"]
+
+    assert "发言:1 条" in json.loads(private.json["msgParam"])["text"]
+    assert private.json["userIds"] == ["staff01"]
+    assert "私聊" in notice
+    assert "1 条" not in notice
+
+
+async def test_private_chat_asks_which_group_when_the_operator_runs_several(bots: Bots) -> None:
+    await bots.wecom_say("g1", "alice", "你好")
+    await bots.wecom_say("g2", "carol", "你好", chat="wrkOther")
+    double = bots.wecom
+    api = bots.api.base_url
+    # opsalice runs only wrkOps ([[groups]].operators), so that group is chosen.
+    await double.deliver(double.private_text("g3", "opsalice", "/stats", response_base=api))
+    assert "消息总量:1" in await bots.wecom_answer("g3")
+    # bob is a member of no group: he is told to ask in a group.
+    await double.deliver(double.private_text("g4", "bob", "/rank", response_base=api))
+    assert "没有找到你所在" in await bots.wecom_answer("g4")
+    # carol names a group she is not in.
+    await double.deliver(double.private_text("g5", "carol", "/rank wrkOps", response_base=api))
+    assert "没有找到群「wrkOps」" in await bots.wecom_answer("g5")
