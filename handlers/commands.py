@@ -226,11 +226,9 @@ async def rank(ctx: Context) -> Answer:
 
 
 def _top_words(ctx: Context, group: GroupRecord, period: Period) -> list[tuple[str, int]]:
-    document = collect_stats(ctx.engine, group, period, _rule(ctx)).to_json()
-    words = word_pairs(document.get("top_words"))
-    if words or "top_words" in document:
-        return words
-    # Until the top_words metric is in the catalogue, count a bounded sample here.
+    # A bounded sample of the newest texts keeps /words within seconds on a group with a
+    # million messages (about 1 s for 20,000 texts); /stats shows the catalogue's
+    # top_words metric when that is computed.
     texts = repo.message_texts(ctx.engine, group.id, period.start_utc, period.end_utc, WORDS_SAMPLE)
     return count_words(texts, DEFAULT_WORDS)
 

@@ -9,6 +9,7 @@ Hand count for the WeCom group ``wrkOps`` (today):
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -377,3 +378,20 @@ async def test_private_chat_asks_which_group_when_the_operator_runs_several(bots
     # carol names a group she is not in.
     await double.deliver(double.private_text("g5", "carol", "/rank wrkOps", response_base=api))
     assert "没有找到群「wrkOps」" in await bots.wecom_answer("g5")
+
+
+async def test_a_slow_answer_does_not_hold_up_other_callbacks(bots: Bots) -> None:
+    release = asyncio.Event()
+
+    async def slow(_call: Call) -> tuple[int, Any]:
+        await release.wait()
+        return 200, {"errcode": 0, "errmsg": "ok"}
+
+    bots.api.route("POST", RESPONSE_PATH, slow)
+    await bots.wecom_say("z1", "bob", "/rank")
+    await bots.api.wait_for_calls(RESPONSE_PATH, 1)  # the answer is stuck at the platform
+    for n in range(5):
+        await bots.wecom_say(f"z{n + 2}", "alice", "还在吗")  # each acknowledged with 200
+    release.set()
+    await bots.server.service.dispatcher.join()
+    assert [r.status for r in list_replies(bots.server.service.engine)] == ["sent"]
