@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from analytics.labels import Locale, metric_name
@@ -284,7 +284,7 @@ STREAK_WINDOW_DAYS = 400
 
 def _me(
     ctx: Context, group: GroupRecord, period: Period
-) -> tuple[list[RankEntry], set[Any], datetime | None, bool]:
+) -> tuple[list[RankEntry], set[date], datetime | None, bool]:
     platform, user = ctx.event.platform, ctx.event.sender.user_id
     entries = _ranking(ctx, group, period)
     today_end = resolve_period("day", ctx.today, period.zone).end_utc
@@ -368,11 +368,8 @@ def help_text(ctx: Context, problem: str | None = None) -> Answer:
         names = " ".join(f"/{n}" for n in command.names)
         usage = f" {command.usage[locale]}" if command.usage[locale] else ""
         lock = "🔒 " if command.audience == "operators" else ""
-        lines.append(
-            f"- {lock}{names}{usage}:{command.summary[locale]}"
-            if locale == "zh_CN"
-            else f"- {lock}{names}{usage}: {command.summary[locale]}"
-        )
+        colon = ":" if locale == "zh_CN" else ": "
+        lines.append(f"- {lock}{names}{usage}{colon}{command.summary[locale]}")
     lines += ["", text("help_periods", locale)]
     if any(c.audience == "operators" for c in available):
         lines.append(text("help_operator_note", locale))

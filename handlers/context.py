@@ -92,7 +92,9 @@ class Context:
         engine: the database (call it on a worker thread: ``asyncio.to_thread``).
         settings: validated settings.
         clock: the current time (aware).
-        reply: send an extra answer now, before the handler returns its final one.
+        reply: send an extra answer now, before the handler returns its final one. On a
+            WeCom AI bot the ``response_url`` is single-use: a handler that calls ``reply``
+            there should return ``Answer("")`` (nothing more to send).
         registry: every command, for ``/help``.
     """
 

@@ -253,14 +253,16 @@ class Dispatcher:
         try:
             args = parse_args(invocation.args, command.accepts)
         except ArgumentError as error:
-            raise with_help(text("bad_args", locale, name=command.name, error=error)) from None
+            raise with_help(
+                text("bad_args", locale, name=invocation.name, error=error.in_locale(locale))
+            ) from None
 
         group: GroupRecord | None = here
         if command.needs_group:
             if in_group:
                 if args.rest:
                     problem = text("unexpected_arg", locale, token=args.rest[0])
-                    raise with_help(text("bad_args", locale, name=command.name, error=problem))
+                    raise with_help(text("bad_args", locale, name=invocation.name, error=problem))
                 if group is None:
                     raise _Refusal(Answer(text("no_group_yet", locale)))
             else:

@@ -50,7 +50,17 @@ _WIDE = str.maketrans("０１２３４５６７８９　", "0123456789 ")
 
 
 class ArgumentError(ValueError):
-    """An argument could not be understood; the message says which and what is accepted."""
+    """An argument could not be understood; the message says which and what is accepted.
+
+    ``str(error)`` is English; :attr:`chinese` says the same in Chinese.
+    """
+
+    def __init__(self, english: str, chinese: str) -> None:
+        super().__init__(english)
+        self.chinese = chinese
+
+    def in_locale(self, locale: str) -> str:
+        return self.chinese if locale == "zh_CN" else str(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,24 +136,42 @@ def parse_args(tokens: tuple[str, ...], accepts: tuple[ParamKind, ...]) -> Args:
         spec = period_spec(token)
         if spec is not None and "period" in accepts:
             if period is not None:
-                raise ArgumentError(f"two periods given ({period!r} and {token!r}); give one")
+                raise ArgumentError(
+                    f"two periods given ({period!r} and {token!r}); give one",
+                    f"给了两个周期({period} 和 {token}),请只给一个",
+                )
             if spec.endswith("d") and not 1 <= int(spec[:-1]) <= MAX_DAYS:
-                raise ArgumentError(f"period {token!r}: the days must be 1 to {MAX_DAYS}")
+                raise ArgumentError(
+                    f"period {token!r}: the days must be 1 to {MAX_DAYS}",
+                    f"周期「{token}」:天数须在 1 到 {MAX_DAYS} 之间",
+                )
             period = spec
             continue
         number = _number(token, spec)
         if number is not None and "count" in accepts and _INTEGER.match(token):
             if count is not None:
-                raise ArgumentError(f"two numbers given ({count} and {token!r}); give one")
+                raise ArgumentError(
+                    f"two numbers given ({count} and {token!r}); give one",
+                    f"给了两个人数({count} 和 {token}),请只给一个",
+                )
             if not 1 <= number <= MAX_COUNT:
-                raise ArgumentError(f"N = {token}: must be 1 to {MAX_COUNT}")
+                raise ArgumentError(
+                    f"N = {token}: must be 1 to {MAX_COUNT}",
+                    f"人数 {token}:须在 1 到 {MAX_COUNT} 之间",
+                )
             count = number
             continue
         if number is not None and "days" in accepts:
             if days is not None:
-                raise ArgumentError(f"two day counts given ({days} and {token!r}); give one")
+                raise ArgumentError(
+                    f"two day counts given ({days} and {token!r}); give one",
+                    f"给了两个天数({days} 和 {token}),请只给一个",
+                )
             if not 1 <= number <= MAX_DAYS:
-                raise ArgumentError(f"days = {token}: must be 1 to {MAX_DAYS}")
+                raise ArgumentError(
+                    f"days = {token}: must be 1 to {MAX_DAYS}",
+                    f"天数 {token}:须在 1 到 {MAX_DAYS} 之间",
+                )
             days = number
             continue
         rest.append(token)

@@ -32,7 +32,7 @@ TEXTS: dict[str, dict[Locale, str]] = {
     "bad_args": {"zh_CN": "/{name} 的参数有误:{error}", "en": "/{name}: {error}"},
     "unexpected_arg": {
         "zh_CN": "看不懂参数「{token}」。",
-        "en": "I do not understand the argument {token!r}.",
+        "en": 'I do not understand the argument "{token}".',
     },
     "refused": {
         "zh_CN": "抱歉,/{name} 仅限本群运营者使用。"

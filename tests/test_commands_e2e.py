@@ -241,7 +241,7 @@ async def test_unknown_command_answers_with_help_and_what_was_wrong(bots: Bots) 
 async def test_bad_argument_answers_with_help_and_what_was_wrong(bots: Bots) -> None:
     await bots.wecom_say("b1", "bob", "/rank 500")
     answer = await bots.wecom_answer("b1")
-    assert "N = 500" in answer
+    assert "/rank 的参数有误:人数 500:须在 1 到 50 之间" in answer
     assert "/me /我" in answer
 
 
