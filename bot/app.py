@@ -78,6 +78,7 @@ def build_service(
         settings=settings,
         clock=clock,
         channels=build_reply_channels(settings, http, clock),
+        on_outcome=lambda command, status: telemetry.commands.labels(command, status).inc(),
     )
     web_app = create_web_app(
         platforms=platforms,

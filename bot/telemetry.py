@@ -47,5 +47,12 @@ class Telemetry:
             registry=self.registry,
         )
 
+        self.commands = Counter(
+            "qunpulse_commands",
+            "Chat commands answered, by command and outcome (sent or failed).",
+            ["command", "status"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -61,6 +61,7 @@ class Dispatcher:
         channels: each bot's reply channel, by bot id.
         max_concurrent: commands computed at once (they share the database pool).
         timeout: seconds a command may take before it is answered with an apology.
+        on_outcome: called with (command, status) after each answer, for metrics.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class Dispatcher:
         channels: Mapping[str, ReplyChannel],
         max_concurrent: int = 4,
         timeout: float = 30.0,
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
         self._registry = registry
         self._engine = engine
@@ -82,6 +84,7 @@ class Dispatcher:
         self._timeout = timeout
         self._limit = asyncio.Semaphore(max_concurrent)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._on_outcome = on_outcome
 
     def feed(self, stored: Iterable[Stored]) -> None:
         """Start answering every new command among ``stored``; returns at once."""
@@ -141,6 +144,8 @@ class Dispatcher:
             return  # answered (or being answered) already: a redelivery or another process
         async with self._limit:
             outcome = await self._answer(event, invocation, command, channel)
+        if self._on_outcome is not None:
+            self._on_outcome(name, outcome.status)
         try:
             await asyncio.to_thread(
                 repo.finish_reply,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -178,6 +179,9 @@ async def test_operator_stats_day_in_wecom_group_answered_via_response_url(bots:
         "sent",
         "chat",
     )
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{bots.server.base_url}/metrics")).text
+    assert 'qunpulse_commands_total{command="stats",status="sent"} 1.0' in metrics
 
 
 async def test_member_stats_is_refused_without_figures(bots: Bots) -> None:
