@@ -92,6 +92,10 @@ class Dispatcher:
             event = item.event
             if not item.new or not isinstance(event, MessageEvent):
                 continue
+            if event.chat.chat_type == "group" and not event.mentions_bot:
+                # Where the bot sees every group message (Feishu), a command is addressed
+                # to it only with an @-mention, as SPEC.md says.
+                continue
             invocation = split_command(event.text)
             if invocation is None:
                 continue
