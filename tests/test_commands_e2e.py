@@ -399,3 +399,19 @@ async def test_a_slow_answer_does_not_hold_up_other_callbacks(bots: Bots) -> Non
     release.set()
     await bots.server.service.dispatcher.join()
     assert [r.status for r in list_replies(bots.server.service.engine)] == ["sent"]
+
+
+async def test_silent_in_a_dingtalk_private_chat_answers_in_that_chat(bots: Bots) -> None:
+    await bots.ding_say("i1", "staff01", "张三", "早")
+    double = bots.dingtalk
+    body = double.group_text(
+        "i2", "cidPrivateOps", "staff_ops", "运营小王", "/silent 1", webhook_base=bots.api.base_url
+    )
+    body["conversationType"] = "1"  # a 1:1 chat with the robot
+    del body["conversationTitle"]
+    assert (await double.deliver(body)).status_code == 200
+
+    [answer] = await bots.ding_answers(1)
+
+    assert "产品交流群 · 沉默成员" in answer["markdown"]["text"]
+    assert bots.api.calls_to(BATCH_SEND_PATH) == []  # already private: no 1:1 message needed
