@@ -211,7 +211,12 @@ class Dispatcher:
         locale = self._settings.locale
         if answer.private and event.chat.chat_type == "group":
             if channel.can_send_private(event):
-                await channel.send_private(event, answer)
+                try:
+                    await channel.send_private(event, answer)
+                except ReplyError:
+                    # Tell the group (without figures) rather than leave the asker waiting.
+                    await channel.reply(event, Answer(text("needs_private", locale, name=name)))
+                    raise
                 with contextlib.suppress(ReplyError):
                     await channel.reply(event, Answer(text("sent_privately", locale)))
                 return "private"

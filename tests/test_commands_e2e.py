@@ -415,3 +415,23 @@ async def test_silent_in_a_dingtalk_private_chat_answers_in_that_chat(bots: Bots
 
     assert "产品交流群 · 沉默成员" in answer["markdown"]["text"]
     assert bots.api.calls_to(BATCH_SEND_PATH) == []  # already private: no 1:1 message needed
+
+
+async def test_a_refused_private_message_is_reported_in_the_group_without_figures(
+    bots: Bots,
+) -> None:
+    bots.api.route(
+        "POST",
+        BATCH_SEND_PATH,
+        lambda _call: (200, {"processQueryKey": "", "invalidStaffIdList": ["staff_ops"]}),
+    )
+    await bots.ding_say("f1", "staff01", "张三", "早")
+    await bots.ding_say("f2", "staff_ops", "运营小王", "/silent 1")
+
+    [notice] = await bots.ding_answers(1)
+
+    assert "只能私聊发送" in notice["markdown"]["text"]
+    assert "张三" not in notice["markdown"]["text"]
+    [record] = list_replies(bots.server.service.engine)
+    assert record.status == "failed"
+    assert "invalid" in (record.error or "")
