@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import httpx
 from aiohttp import web
 from sqlalchemy import Engine
 
@@ -14,9 +15,12 @@ from bot.archive import ArchivePuller, archive_lifecycle, archive_pullers
 from bot.ingest import GroupCommitWriter
 from bot.platforms import Platform, build_platforms
 from bot.platforms.base import Clock
+from bot.replies import build_reply_channels
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
 from config import Settings, redact_url
+from handlers import REGISTRY
+from handlers.dispatcher import Dispatcher
 from storage.db import make_engine, upgrade
 from storage.ingest import EventStore
 
@@ -37,13 +41,30 @@ class Service:
     telemetry: Telemetry
     writer: GroupCommitWriter
     web_app: web.Application
+    dispatcher: Dispatcher
+    http: httpx.AsyncClient
     #: WeCom session-archive pullers by bot id: ``pull_async()`` is the hook for the
     #: ``msgaudit_notify`` event and the scheduler.
     archive_pullers: dict[str, ArchivePuller] = field(default_factory=dict)
 
 
-def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service:
+#: Every outbound call has a deadline (connect and read), so none can hang a task.
+OUTBOUND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def build_service(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> Service:
     """Construct the service from settings; migrates the database first.
+
+    Args:
+        settings: validated settings.
+        clock: the current time.
+        http_transport: the transport of outbound HTTP (tests pass one that refuses
+            anything but the local platform double).
 
     Raises:
         config.ConfigError: a bot entry cannot be served.
@@ -54,19 +75,46 @@ def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service
     upgrade(engine)
     telemetry = Telemetry()
     writer = GroupCommitWriter(EventStore(engine), telemetry)
-    web_app = create_web_app(platforms=platforms, writer=writer, telemetry=telemetry, engine=engine)
+    http = httpx.AsyncClient(timeout=OUTBOUND_TIMEOUT, transport=http_transport)
+    dispatcher = Dispatcher(
+        registry=REGISTRY,
+        engine=engine,
+        settings=settings,
+        clock=clock,
+        channels=build_reply_channels(settings, http, clock),
+        on_outcome=lambda command, status: telemetry.commands.labels(command, status).inc(),
+    )
+    web_app = create_web_app(
+        platforms=platforms,
+        writer=writer,
+        telemetry=telemetry,
+        engine=engine,
+        dispatcher=dispatcher,
+    )
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await writer.start()
         yield
         await writer.stop()
+        await dispatcher.stop()
+        await http.aclose()
         engine.dispose()
 
     web_app.cleanup_ctx.append(lifecycle)
     pullers = archive_pullers(settings, engine)
     if pullers:
         web_app.cleanup_ctx.append(archive_lifecycle(settings, pullers))
-    return Service(settings, engine, platforms, telemetry, writer, web_app, pullers)
+    return Service(
+        settings,
+        engine,
+        platforms,
+        telemetry,
+        writer,
+        web_app,
+        dispatcher,
+        http,
+        archive_pullers=pullers,
+    )
 
 
 def describe_bots(service: Service) -> list[str]:

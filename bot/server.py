@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from bot.ingest import GroupCommitWriter, StorageUnavailable
 from bot.platforms import InboundRequest, Platform, RejectedRequest, Reply
 from bot.telemetry import CONTENT_TYPE, Telemetry
+from handlers.dispatcher import Dispatcher
 from storage.db import ping
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ PLATFORMS_KEY = web.AppKey("platforms", Mapping[str, Platform])
 WRITER_KEY = web.AppKey("writer", GroupCommitWriter)
 TELEMETRY_KEY = web.AppKey("telemetry", Telemetry)
 ENGINE_KEY = web.AppKey("engine", Engine)
+DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 
 
 def create_web_app(
@@ -32,13 +34,20 @@ def create_web_app(
     writer: GroupCommitWriter,
     telemetry: Telemetry,
     engine: Engine,
+    dispatcher: Dispatcher | None = None,
 ) -> web.Application:
-    """Build the aiohttp application (the caller starts and stops ``writer``)."""
+    """Build the aiohttp application (the caller starts and stops ``writer``).
+
+    With a ``dispatcher``, new command messages are answered in the background once
+    they are stored.
+    """
     app = web.Application(client_max_size=1024 * 1024)
     app[PLATFORMS_KEY] = platforms
     app[WRITER_KEY] = writer
     app[TELEMETRY_KEY] = telemetry
     app[ENGINE_KEY] = engine
+    if dispatcher is not None:
+        app[DISPATCHER_KEY] = dispatcher
     app.router.add_get("/callback/{bot_id}", verify_url)
     app.router.add_post("/callback/{bot_id}", callback)
     app.router.add_get("/healthz", healthz)
@@ -95,6 +104,10 @@ async def callback(request: web.Request) -> web.Response:
     duplicates = sum(1 for item in stored if not item.new)
     if duplicates:
         telemetry.events_duplicated.labels(platform.platform, platform.kind).inc(duplicates)
+    dispatcher = request.app.get(DISPATCHER_KEY)
+    if dispatcher is not None:
+        # Stored, so safe to answer the platform now; commands run in background tasks.
+        dispatcher.feed(stored)
     return _response(received.ack)
 
 

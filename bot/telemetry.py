@@ -47,6 +47,12 @@ class Telemetry:
             registry=self.registry,
         )
 
+        self.commands = Counter(
+            "qunpulse_commands",
+            "Chat commands answered, by command and outcome (sent or failed).",
+            ["command", "status"],
+            registry=self.registry,
+        )
         self.retention_runs = Counter(
             "qunpulse_retention_runs",
             "Runs of the retention job.",

@@ -261,6 +261,9 @@ class Settings(_Section):
     bots: tuple[BotSettings, ...] = ()
     groups: tuple[GroupSettings, ...] = ()
     operators: OperatorsSettings = OperatorsSettings()
+    #: Group admins (where the platform says who is one, e.g. DingTalk ``isAdmin``) count
+    #: as operators of that group for chat commands.
+    operators_include_admins: bool = False
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertsSettings = AlertsSettings()
     activity: ActivitySettings = ActivitySettings()

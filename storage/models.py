@@ -203,3 +203,33 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=32)
     target: str = Field(max_length=300)
     detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class CommandReply(SQLModel, table=True):
+    """A chat command the bot answered (or is answering): one row per command message.
+
+    The unique key on the command's platform message id is what keeps a redelivered or
+    raced command from being answered twice, even across processes.
+    """
+
+    __tablename__ = "command_reply"
+    __table_args__ = (
+        UniqueConstraint("platform", "message_id", name="uq_command_reply_platform_message"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    message_id: str = Field(max_length=128)
+    bot_id: str = Field(max_length=64)
+    chat_id: str = Field(max_length=128)
+    user_id: str = Field(max_length=128)
+    #: The command's canonical name (``stats``, ``rank`` ...), or ``?`` when unknown.
+    command: str = Field(max_length=32)
+    #: ``pending`` while being answered, then ``sent`` or ``failed``.
+    status: str = Field(default="pending", max_length=16)
+    #: Where the answer went: ``chat`` (where it was asked), ``private``, or ``none``.
+    channel: str = Field(default="none", max_length=16)
+    #: Why sending failed (no secrets, no message text).
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = utc_column()
+    answered_at: datetime | None = utc_column(nullable=True)

@@ -8,6 +8,7 @@ recorded in ``api.unexpected``, which the fixture checks at teardown.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Awaitable, Callable
@@ -43,12 +44,35 @@ class PlatformAPI:
     _routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     _tokens: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self._routes[(method.upper(), path)] = handler
 
     def calls_to(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
+
+    async def wait_for_calls(self, path: str, count: int = 1, within: float = 10.0) -> list[Call]:
+        """Wait until ``count`` calls to ``path`` have arrived (woken by each call, no polling).
+
+        Raises:
+            AssertionError: they did not arrive within ``within`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while len(self.calls_to(path)) < count:
+            self._arrived.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"expected {count} call(s) to {path} within {within}s, got "
+                    f"{len(self.calls_to(path))}; all calls: {[c.path for c in self.calls]}"
+                )
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                continue
+        return self.calls_to(path)
 
     async def start(self) -> None:
         app = web.Application()
@@ -74,6 +98,7 @@ class PlatformAPI:
             await request.read(),
         )
         self.calls.append(call)
+        self._arrived.set()
         handler = self._routes.get((request.method, request.path))
         if handler is None:
             self.unexpected.append(call)

@@ -51,8 +51,13 @@ class DingTalkRobotDouble:
         sender_id: str = "$:LWCP_v1:$sender",
         create_at_ms: int | None = None,
         title: str = "产品交流群",
+        is_admin: bool = False,
+        webhook_base: str = "https://oapi.dingtalk.com",
     ) -> dict[str, Any]:
-        """A group @-message body as the robot receives it."""
+        """A group @-message body as the robot receives it.
+
+        ``webhook_base`` points the ``sessionWebhook`` at a test double.
+        """
         created = create_at_ms if create_at_ms is not None else int(time.time() * 1000)
         body: dict[str, Any] = {
             "msgtype": "text",
@@ -67,9 +72,9 @@ class DingTalkRobotDouble:
             "senderCorpId": "dingcorp",
             "chatbotUserId": "$:LWCP_v1:$bot",
             "robotCode": self.robot_code,
-            "isAdmin": False,
+            "isAdmin": is_admin,
             "isInAtList": True,
-            "sessionWebhook": "https://oapi.dingtalk.com/robot/sendBySession?session=x",
+            "sessionWebhook": f"{webhook_base}/robot/sendBySession?session=x",
             "sessionWebhookExpiredTime": created + 90 * 60 * 1000,
         }
         if staff_id is not None:

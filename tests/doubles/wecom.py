@@ -74,16 +74,45 @@ class WeComAiBotDouble:
             return await client.post(self.url, params=query, json={"encrypt": encrypt})
 
     def group_text(
-        self, msgid: str, chatid: str, userid: str, content: str, *, bot_name: str = "群脉"
+        self,
+        msgid: str,
+        chatid: str,
+        userid: str,
+        content: str,
+        *,
+        bot_name: str = "群脉",
+        response_base: str = "https://qyapi.weixin.qq.com",
     ) -> dict[str, Any]:
-        """A decrypted group text message as the AI bot receives it."""
+        """A decrypted group text message as the AI bot receives it.
+
+        ``response_base`` points the message's ``response_url`` at a test double.
+        """
         return {
             "msgid": msgid,
             "aibotid": self.aibotid,
             "chatid": chatid,
             "chattype": "group",
             "from": {"userid": userid},
-            "response_url": f"https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code={msgid}",
+            "response_url": f"{response_base}/cgi-bin/aibot/response?response_code={msgid}",
             "msgtype": "text",
             "text": {"content": f"@{bot_name} {content}"},
+        }
+
+    def private_text(
+        self,
+        msgid: str,
+        userid: str,
+        content: str,
+        *,
+        response_base: str = "https://qyapi.weixin.qq.com",
+    ) -> dict[str, Any]:
+        """A decrypted private (single) chat text message: no chatid, no @-mention."""
+        return {
+            "msgid": msgid,
+            "aibotid": self.aibotid,
+            "chattype": "single",
+            "from": {"userid": userid},
+            "response_url": f"{response_base}/cgi-bin/aibot/response?response_code={msgid}",
+            "msgtype": "text",
+            "text": {"content": content},
         }
