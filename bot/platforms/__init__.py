@@ -20,13 +20,19 @@ from bot.platforms.base import (
     Reply,
     StaleRequest,
 )
+from bot.platforms.dingtalk_events import DingtalkEvents
 from bot.platforms.dingtalk_robot import DingtalkRobot
+from bot.platforms.feishu import Feishu
 from bot.platforms.wecom_aibot import WecomAibot
+from bot.platforms.wecom_app import WecomApp
 from config.settings import (
     ConfigError,
+    DingtalkEventsSettings,
     DingtalkRobotSettings,
+    FeishuSettings,
     Settings,
     WecomAibotSettings,
+    WecomAppSettings,
 )
 
 __all__ = [
@@ -56,10 +62,22 @@ def build_platforms(settings: Settings, clock: Clock) -> dict[str, Platform]:
             platforms[bot.id] = WecomAibot(bot, clock)
         elif isinstance(bot, DingtalkRobotSettings) and bot.mode == "http":
             platforms[bot.id] = DingtalkRobot(bot, clock, skew)
+        elif isinstance(bot, WecomAppSettings):
+            platforms[bot.id] = WecomApp(bot, clock)
+        elif isinstance(bot, DingtalkEventsSettings):
+            platforms[bot.id] = DingtalkEvents(bot, clock)
+        elif isinstance(bot, FeishuSettings):
+            if bot.verification_token is None and bot.encrypt_key is None:
+                raise ConfigError(
+                    f"config error: bots[{index}]: a feishu bot needs verification_token or "
+                    "encrypt_key (copy them from the Feishu console, 事件与回调 > 加密策略), "
+                    "or anyone could post events to it"
+                )
+            platforms[bot.id] = Feishu(bot, clock)
         else:
             mode = f' with mode = "{bot.mode}"' if isinstance(bot, DingtalkRobotSettings) else ""
             raise ConfigError(
                 f'config error: bots[{index}].kind: "{bot.kind}"{mode} is not available in this '
-                'version yet; use "wecom_aibot" or "dingtalk_robot" (mode = "http")'
+                "version yet"
             )
     return platforms
