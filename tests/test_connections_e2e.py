@@ -431,3 +431,84 @@ async def test_wecom_app_customer_group_membership(
     assert (state.member_version, state.resync_needed) == ("v6", True)
     assert kinds == ["created", "renamed"]
     assert [(n.kind, n.handled_at) for n in notices] == [("archive_ready", None)]
+
+
+# --- WeCom legacy robot callback on wecom_aibot ----------------------------------------
+
+
+def legacy_xml(
+    msg_id: str, chat: str, user: str, name: str, text: str, msg_type: str = "text"
+) -> str:
+    return (
+        "<xml><WebhookUrl><![CDATA[https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k]]></WebhookUrl>"
+        f"<MsgId><![CDATA[{msg_id}]]></MsgId><ChatId><![CDATA[{chat}]]></ChatId>"
+        "<ChatType>group</ChatType>"
+        f"<From><UserId>{user}</UserId><Name>{name}</Name><Alias>{user}-alias</Alias></From>"
+        f"<MsgType>{msg_type}</MsgType><Text><Content><![CDATA[@群脉 {text}]]></Content></Text></xml>"
+    )
+
+
+async def post_legacy(
+    server: RunningServer, plaintext: str, *, xml_envelope: bool, bad: bool = False
+) -> httpx.Response:
+    from tests.doubles.wecom import wx_encrypt, wx_signature
+
+    encrypt = wx_encrypt(plaintext, WECOM_AES_KEY, "")
+    stamp, nonce = str(int(time.time())), "n0nce"
+    query = {
+        "msg_signature": "0" * 40 if bad else wx_signature(WECOM_TOKEN, stamp, nonce, encrypt),
+        "timestamp": stamp,
+        "nonce": nonce,
+    }
+    async with httpx.AsyncClient(timeout=5) as client:
+        if xml_envelope:
+            return await client.post(
+                server.callback_url("wecom-bot"),
+                params=query,
+                content=f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>",
+            )
+        return await client.post(
+            server.callback_url("wecom-bot"), params=query, json={"encrypt": encrypt}
+        )
+
+
+async def test_wecom_legacy_robot_callbacks_xml_and_json(
+    server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Group wrkLegacy: L1 (XML, 张三), L2 (JSON, 李四), L1 again as JSON: messages 2."""
+    chat = "wrkLegacy"
+    as_json = {
+        "WebhookUrl": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+        "MsgId": "L2",
+        "ChatId": chat,
+        "ChatType": "group",
+        "From": {"UserId": "lisi", "Name": "李四", "Alias": "ls"},
+        "MsgType": "text",
+        "Text": {"Content": "@群脉 第二条"},
+    }
+    first = await post_legacy(
+        server, legacy_xml("L1", chat, "zhangsan", "张三", "第一条"), xml_envelope=True
+    )
+    assert first.status_code == 200, first.text
+    assert (
+        await post_legacy(server, json.dumps(as_json, ensure_ascii=False), xml_envelope=False)
+    ).status_code == 200
+    again = json.dumps(
+        as_json | {"MsgId": "L1", "From": {"UserId": "zhangsan"}}, ensure_ascii=False
+    )
+    assert (await post_legacy(server, again, xml_envelope=False)).status_code == 200
+    unknown = json.dumps({"MsgId": "L3", "MsgType": "event", "Event": {"EventType": "add_to_chat"}})
+    assert (await post_legacy(server, unknown, xml_envelope=False)).status_code == 200
+    forged = await post_legacy(
+        server, legacy_xml("L9", chat, "evil", "x", "x"), xml_envelope=True, bad=True
+    )
+    assert forged.status_code == 401
+
+    stats = stats_json(capsys, server.config_file, chat)
+    assert stats["messages"]["value"] == 2
+    assert sorted((e["member"], e["name"]) for e in stats["message_rank"]) == [
+        ("lisi", "李四"),
+        ("zhangsan", "张三"),
+    ]
+    with server.service.engine.connect() as connection:
+        assert sorted(connection.execute(select(Message.text)).scalars()) == ["第一条", "第二条"]
