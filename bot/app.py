@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiohttp import web
 from sqlalchemy import Engine
 
+from bot.events import Event
 from bot.ingest import GroupCommitWriter
-from bot.platforms import Platform, build_platforms
+from bot.platforms import DingtalkStream, Platform, build_platforms, build_streams
 from bot.platforms.base import Clock
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
@@ -36,6 +37,8 @@ class Service:
     telemetry: Telemetry
     writer: GroupCommitWriter
     web_app: web.Application
+    #: Connections qunpulse dials itself (DingTalk Stream mode); started with the web app.
+    streams: list[DingtalkStream] = field(default_factory=list)
 
 
 def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service:
@@ -52,14 +55,23 @@ def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service
     writer = GroupCommitWriter(EventStore(engine), telemetry)
     web_app = create_web_app(platforms=platforms, writer=writer, telemetry=telemetry, engine=engine)
 
+    async def sink(events: Sequence[Event]) -> list[bool]:
+        return [item.new for item in await writer.submit(events)]
+
+    streams = build_streams(settings, clock, sink, telemetry)
+
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await writer.start()
+        for stream in streams:
+            await stream.start()
         yield
+        for stream in streams:
+            await stream.stop()
         await writer.stop()
         engine.dispose()
 
     web_app.cleanup_ctx.append(lifecycle)
-    return Service(settings, engine, platforms, telemetry, writer, web_app)
+    return Service(settings, engine, platforms, telemetry, writer, web_app, streams)
 
 
 def describe_bots(service: Service) -> list[str]:
@@ -72,6 +84,9 @@ def describe_bots(service: Service) -> list[str]:
     return [
         f"bot {bot_id} ({platform.kind}): callback URL path /callback/{bot_id}"
         for bot_id, platform in service.platforms.items()
+    ] + [
+        f"bot {stream.bot_id} ({stream.kind}, stream mode): dials the DingTalk gateway"
+        for stream in service.streams
     ]
 
 

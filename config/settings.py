@@ -207,6 +207,9 @@ class DingtalkPlatformSettings(_Section):
     api_base: str = "https://api.dingtalk.com"
     #: How far a robot callback's ``timestamp`` header may be from now (PLATFORMS.md: 1 h).
     max_clock_skew_seconds: int = Field(default=3600, ge=1)
+    #: Stream mode: first reconnect delay after the connection drops; doubles up to the max.
+    stream_backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    stream_backoff_max_seconds: float = Field(default=60.0, gt=0)
 
 
 class FeishuPlatformSettings(_Section):

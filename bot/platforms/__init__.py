@@ -22,9 +22,11 @@ from bot.platforms.base import (
 )
 from bot.platforms.dingtalk_events import DingtalkEvents
 from bot.platforms.dingtalk_robot import DingtalkRobot
+from bot.platforms.dingtalk_stream import DingtalkStream, EventSink
 from bot.platforms.feishu import Feishu
 from bot.platforms.wecom_aibot import WecomAibot
 from bot.platforms.wecom_app import WecomApp
+from bot.telemetry import Telemetry
 from config.settings import (
     ConfigError,
     DingtalkEventsSettings,
@@ -37,6 +39,8 @@ from config.settings import (
 
 __all__ = [
     "BadSignature",
+    "DingtalkStream",
+    "EventSink",
     "InboundRequest",
     "MalformedRequest",
     "NotSupported",
@@ -46,6 +50,7 @@ __all__ = [
     "Reply",
     "StaleRequest",
     "build_platforms",
+    "build_streams",
 ]
 
 
@@ -62,6 +67,8 @@ def build_platforms(settings: Settings, clock: Clock) -> dict[str, Platform]:
             platforms[bot.id] = WecomAibot(bot, clock)
         elif isinstance(bot, DingtalkRobotSettings) and bot.mode == "http":
             platforms[bot.id] = DingtalkRobot(bot, clock, skew)
+        elif isinstance(bot, DingtalkRobotSettings) and bot.mode == "stream":
+            continue  # a connection qunpulse dials, not a callback URL: see build_streams
         elif isinstance(bot, WecomAppSettings):
             platforms[bot.id] = WecomApp(bot, clock)
         elif isinstance(bot, DingtalkEventsSettings):
@@ -81,3 +88,14 @@ def build_platforms(settings: Settings, clock: Clock) -> dict[str, Platform]:
                 "version yet"
             )
     return platforms
+
+
+def build_streams(
+    settings: Settings, clock: Clock, sink: EventSink, telemetry: Telemetry
+) -> list[DingtalkStream]:
+    """The long-lived connections qunpulse dials itself (DingTalk robots in Stream mode)."""
+    return [
+        DingtalkStream(bot, settings.platforms.dingtalk, clock, sink, telemetry)
+        for bot in settings.bots
+        if isinstance(bot, DingtalkRobotSettings) and bot.mode == "stream"
+    ]

@@ -106,7 +106,13 @@ class DingtalkEvents:
         )
         payload = load_json(plaintext, "decrypted event")
         event_type = str(payload.get("EventType") or payload.get("eventType") or "")
-        events = self._parse(event_type, payload)
+        events = parse_event(
+            event_type,
+            payload,
+            bot_id=self.bot_id,
+            now=self._clock(),
+            unknown_logged=self._unknown_logged,
+        )
         label = (
             event_type
             if event_type in {*_MEMBERSHIP, *_GROUP, *_IGNORED, "check_url"}
@@ -120,63 +126,77 @@ class DingtalkEvents:
         body = {"msg_signature": signed, "timeStamp": timestamp, "nonce": nonce, "encrypt": encrypt}
         return Reply.json(json.dumps(body).encode())
 
-    def _parse(self, event_type: str, payload: dict[str, Any]) -> tuple[Event, ...]:
-        if event_type == "check_url" or event_type in _IGNORED:
-            return ()
-        if event_type not in _MEMBERSHIP and event_type not in _GROUP:
-            if event_type not in self._unknown_logged:
-                self._unknown_logged.add(event_type)
-                log.warning(
-                    "dingtalk_events %s: accepted an event of unknown type %r",
-                    self.bot_id,
-                    event_type,
-                )
-            return ()
-        chat_id = _field(payload, "openConversationId") or _field(payload, "ChatId", "chatId")
-        if not chat_id:
-            raise MalformedRequest(f"{event_type} event has no ChatId / openConversationId")
-        occurred = self._time_of(payload)
-        operator = _field(payload, "Operator", "operator")
-        event_id = _field(payload, "eventId", "EventId") or _digest(event_type, payload)
-        if event_type in _GROUP:
-            title = _field(payload, "Title", "title")
-            return (
-                GroupEvent(
-                    platform="dingtalk",
-                    bot_id=self.bot_id,
-                    event_id=f"{event_id}:{event_type}",
-                    chat=Chat(ChatId(chat_id), "group", title or None),
-                    change=_GROUP[event_type],
-                    occurred_at=occurred,
-                    operator=UserId(operator) if operator else None,
-                ),
+
+def parse_event(
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    bot_id: str,
+    now: datetime,
+    unknown_logged: set[str],
+) -> tuple[Event, ...]:
+    """Normalise one decrypted DingTalk event (HTTP subscription or Stream EVENT frame).
+
+    Raises:
+        MalformedRequest: a membership event names no group or no user.
+    """
+    if event_type == "check_url" or event_type in _IGNORED:
+        return ()
+    if event_type not in _MEMBERSHIP and event_type not in _GROUP:
+        if event_type not in unknown_logged:
+            unknown_logged.add(event_type)
+            log.warning(
+                "dingtalk_events %s: accepted an event of unknown type %r",
+                bot_id,
+                event_type,
             )
-        users = _users(payload)
-        if not users:
-            raise MalformedRequest(f"{event_type} event names no UserId")
+        return ()
+    chat_id = _field(payload, "openConversationId") or _field(payload, "ChatId", "chatId")
+    if not chat_id:
+        raise MalformedRequest(f"{event_type} event has no ChatId / openConversationId")
+    occurred = _time_of(payload, now)
+    operator = _field(payload, "Operator", "operator")
+    event_id = _field(payload, "eventId", "EventId") or _digest(event_type, payload)
+    if event_type in _GROUP:
+        title = _field(payload, "Title", "title")
         return (
-            MembershipEvent(
+            GroupEvent(
                 platform="dingtalk",
-                bot_id=self.bot_id,
+                bot_id=bot_id,
                 event_id=f"{event_id}:{event_type}",
-                chat=Chat(ChatId(chat_id), "group"),
-                change=_MEMBERSHIP[event_type],
-                members=tuple(Person(UserId(user)) for user in users),
+                chat=Chat(ChatId(chat_id), "group", title or None),
+                change=_GROUP[event_type],
                 occurred_at=occurred,
                 operator=UserId(operator) if operator else None,
             ),
         )
+    users = _users(payload)
+    if not users:
+        raise MalformedRequest(f"{event_type} event names no UserId")
+    return (
+        MembershipEvent(
+            platform="dingtalk",
+            bot_id=bot_id,
+            event_id=f"{event_id}:{event_type}",
+            chat=Chat(ChatId(chat_id), "group"),
+            change=_MEMBERSHIP[event_type],
+            members=tuple(Person(UserId(user)) for user in users),
+            occurred_at=occurred,
+            operator=UserId(operator) if operator else None,
+        ),
+    )
 
-    def _time_of(self, payload: dict[str, Any]) -> datetime:
-        for name in ("TimeStamp", "timeStamp", "EventTime", "eventTime"):
-            value = payload.get(name)
-            try:
-                millis = int(value) if value is not None else None
-            except (TypeError, ValueError):
-                continue
-            if millis:
-                return datetime.fromtimestamp(millis / 1000, UTC)
-        return self._clock()
+
+def _time_of(payload: dict[str, Any], now: datetime) -> datetime:
+    for name in ("TimeStamp", "timeStamp", "EventTime", "eventTime"):
+        value = payload.get(name)
+        try:
+            millis = int(value) if value is not None else None
+        except (TypeError, ValueError):
+            continue
+        if millis:
+            return datetime.fromtimestamp(millis / 1000, UTC)
+    return now
 
 
 def _field(payload: dict[str, Any], *names: str) -> str | None:
