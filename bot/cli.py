@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--to", dest="last", type=_date, help="last day of an explicit range")
     stats.add_argument("--json", action="store_true", help="print JSON keyed by metric id")
 
+    roster = commands.add_parser("roster", help="group member lists from the platforms")
+    roster_commands = roster.add_subparsers(dest="roster_command", required=True, metavar="ACTION")
+    roster_sync = roster_commands.add_parser(
+        "sync", parents=[config], help="pull member lists where the bot may (WeCom, Feishu)"
+    )
+    roster_sync.add_argument("--group", metavar="CHAT_ID", help="only this group")
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", parents=[config], help="apply migrations")
@@ -79,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "stats": _stats,
         "db": _db,
+        "roster": _roster,
     }[args.command]
     try:
         settings = load_settings(args.config)
@@ -103,6 +111,39 @@ def _db(_args: argparse.Namespace, settings: Settings) -> int:
     engine.dispose()
     print("database is up to date")
     return 0
+
+
+def _roster(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from bot.app import system_clock
+    from bot.roster_sync import sync_rosters
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(settings.storage.url)
+    try:
+        upgrade(engine)
+        outcomes = asyncio.run(sync_rosters(settings, engine, system_clock, chat_id=args.group))
+    finally:
+        engine.dispose()
+    if not outcomes:
+        print(
+            "no group to sync: roster sync needs a wecom_app or feishu bot and a known group",
+            file=sys.stderr,
+        )
+        return 1 if args.group else 0
+    failed = 0
+    for outcome in outcomes:
+        if outcome.result is None:
+            failed += 1
+            print(f"{outcome.platform} {outcome.chat_id}: not synced: {outcome.error}")
+            continue
+        r = outcome.result
+        print(
+            f"{outcome.platform} {outcome.chat_id}: {r.members} members "
+            f"({r.newly_seen} newly seen, {r.marked_present} back, {r.marked_absent} gone)"
+        )
+    return 1 if failed else 0
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
