@@ -67,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     roster_sync.add_argument("--group", metavar="CHAT_ID", help="only this group")
 
+    wecom_stats = commands.add_parser(
+        "wecom-stats", help="WeCom's own daily customer-group statistics"
+    )
+    wecom_stats_commands = wecom_stats.add_subparsers(
+        dest="wecom_stats_command", required=True, metavar="ACTION"
+    )
+    wecom_pull = wecom_stats_commands.add_parser(
+        "pull", parents=[config], help="fetch the last N days (WeCom keeps 180)"
+    )
+    wecom_pull.add_argument(
+        "--days", type=int, default=30, choices=range(1, 181), metavar="N", help="1-180, default 30"
+    )
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", parents=[config], help="apply migrations")
@@ -87,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stats": _stats,
         "db": _db,
         "roster": _roster,
+        "wecom-stats": _wecom_stats,
     }[args.command]
     try:
         settings = load_settings(args.config)
@@ -144,6 +158,31 @@ def _roster(args: argparse.Namespace, settings: Settings) -> int:
             f"({r.newly_seen} newly seen, {r.marked_present} back, {r.marked_absent} gone)"
         )
     return 1 if failed else 0
+
+
+def _wecom_stats(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from bot.app import system_clock
+    from bot.roster_sync import pull_wecom_group_stats
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(settings.storage.url)
+    try:
+        upgrade(engine)
+        outcomes = asyncio.run(
+            pull_wecom_group_stats(settings, engine, system_clock, days=args.days)
+        )
+    finally:
+        engine.dispose()
+    if not outcomes:
+        raise UsageError("bots: wecom-stats needs a wecom_app bot (its corp_id and secret)")
+    for outcome in outcomes:
+        if outcome.error is not None:
+            print(f"{outcome.bot_id} owner {outcome.owner}: not pulled: {outcome.error}")
+        else:
+            print(f"{outcome.bot_id} owner {outcome.owner}: {outcome.days} days stored")
+    return 1 if any(outcome.error for outcome in outcomes) else 0
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:

@@ -98,6 +98,10 @@ class WecomAppSettings(_Bot):
     secret: SecretStr
     token: SecretStr
     encoding_aes_key: SecretStr
+    #: Group owners (userids) whose customer-group statistics ``qunpulse wecom-stats pull``
+    #: fetches; empty means every owner in the app's visible range (WeCom refuses that
+    #: above 1000 people with errcode 81017).
+    stat_owners: tuple[str, ...] = ()
 
     _aes = field_validator("encoding_aes_key")(_check_encoding_aes_key)
 

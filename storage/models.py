@@ -225,3 +225,30 @@ class PlatformNotice(SQLModel, table=True):
     occurred_at: datetime = utc_column()
     received_at: datetime = utc_column()
     handled_at: datetime | None = utc_column(nullable=True)
+
+
+class WecomGroupDailyStat(SQLModel, table=True):
+    """WeCom's own daily customer-group statistics for one group owner (群主), one day.
+
+    A separate, labelled source: WeCom counts every message of the owner's customer
+    groups (not only @-mentions), but only as totals per owner and day, never per member
+    or per group. Fetched from ``externalcontact/groupchat/statistic_group_by_day``; WeCom
+    keeps 180 days. ``day`` is the local midnight WeCom reports as ``stat_time``.
+    """
+
+    __tablename__ = "wecom_group_daily_stat"
+    __table_args__ = (UniqueConstraint("bot_id", "owner", "day", name="uq_wecom_group_daily_stat"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: str = Field(max_length=64)
+    owner: str = Field(max_length=128)
+    day: datetime = utc_column()
+    new_chat_cnt: int = 0
+    chat_total: int = 0
+    chat_has_msg: int = 0
+    new_member_cnt: int = 0
+    member_total: int = 0
+    member_has_msg: int = 0
+    msg_total: int = 0
+    migrate_trainee_chat_cnt: int = 0
+    fetched_at: datetime = utc_column()

@@ -38,6 +38,7 @@ agent_id = 1000002
 secret = "wecom-app-secret"
 token = "{WECOM_TOKEN}"
 encoding_aes_key = "{WECOM_AES_KEY}"
+stat_owners = ["boss", "ops"]
 
 [[bots]]
 id = "feishu-bot"
@@ -193,3 +194,56 @@ async def test_roster_sync_reports_groups_the_platform_refuses(
     code = await asyncio.to_thread(main, ["roster", "sync", "-c", str(server.config_file)])
     assert code == 1
     assert "not synced: Feishu code 232011" in capsys.readouterr().out
+
+
+async def test_wecom_group_statistics_are_stored_per_owner_and_day(
+    server: RunningServer, platform_api: PlatformAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--days 3: one call per owner for [today-3, today-1]; WeCom answers three days each.
+    A second pull with revised figures updates the rows instead of adding any."""
+    from storage.models import WecomGroupDailyStat
+
+    revision = {"n": 0}
+
+    def by_day(call: Call) -> tuple[int, Any]:
+        body = call.json
+        owner = body["owner_filter"]["userid_list"][0]
+        begin, end = body["day_begin_time"], body["day_end_time"]
+        assert end - begin == 2 * 86400
+        assert begin % 86400 == 16 * 3600  # local midnight in Asia/Shanghai
+        items = [
+            {
+                "stat_time": begin + day * 86400,
+                "data": {
+                    "new_chat_cnt": 0,
+                    "chat_total": 2,
+                    "chat_has_msg": 1,
+                    "new_member_cnt": day + revision["n"],
+                    "member_total": 40,
+                    "member_has_msg": 5,
+                    "msg_total": 100 if owner == "boss" else 7,
+                    "migrate_trainee_chat_cnt": 0,
+                },
+            }
+            for day in range(3)
+        ]
+        return 200, {"errcode": 0, "errmsg": "ok", "items": items}
+
+    platform_api.route("POST", "/cgi-bin/externalcontact/groupchat/statistic_group_by_day", by_day)
+    capsys.readouterr()
+    args = ["wecom-stats", "pull", "-c", str(server.config_file), "--days", "3"]
+    assert await asyncio.to_thread(main, args) == 0
+    assert "wecom-app owner boss: 3 days stored" in capsys.readouterr().out
+    revision["n"] = 10
+    assert await asyncio.to_thread(main, args) == 0
+    with server.service.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                WecomGroupDailyStat.owner,
+                WecomGroupDailyStat.msg_total,
+                WecomGroupDailyStat.new_member_cnt,
+            )
+        ).all()
+    assert len(rows) == 6
+    assert sorted({(r.owner, r.msg_total) for r in rows}) == [("boss", 100), ("ops", 7)]
+    assert sorted(r.new_member_cnt for r in rows if r.owner == "boss") == [10, 11, 12]

@@ -1,4 +1,4 @@
-"""group changes, roster sync state, platform notices
+"""group changes, roster sync state, platform notices, WeCom daily group statistics
 
 Revision ID: 0002
 Revises: 0001
@@ -58,9 +58,28 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_platform_notice_kind_handled", ["kind", "handled_at"], unique=False
         )
+    op.create_table(
+        "wecom_group_daily_stat",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bot_id", sa.String(length=64), nullable=False),
+        sa.Column("owner", sa.String(length=128), nullable=False),
+        sa.Column("day", sa.DateTime(), nullable=False),
+        sa.Column("new_chat_cnt", sa.Integer(), nullable=False),
+        sa.Column("chat_total", sa.Integer(), nullable=False),
+        sa.Column("chat_has_msg", sa.Integer(), nullable=False),
+        sa.Column("new_member_cnt", sa.Integer(), nullable=False),
+        sa.Column("member_total", sa.Integer(), nullable=False),
+        sa.Column("member_has_msg", sa.Integer(), nullable=False),
+        sa.Column("msg_total", sa.Integer(), nullable=False),
+        sa.Column("migrate_trainee_chat_cnt", sa.Integer(), nullable=False),
+        sa.Column("fetched_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("bot_id", "owner", "day", name="uq_wecom_group_daily_stat"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("wecom_group_daily_stat")
     with op.batch_alter_table("platform_notice", schema=None) as batch_op:
         batch_op.drop_index("ix_platform_notice_kind_handled")
     op.drop_table("platform_notice")
