@@ -90,6 +90,9 @@ class MembershipEvent:
     #: The platform's roster version before and after this change (WeCom ``LastMemVer``,
     #: ``CurMemVer``), when it gives one: a gap means an event was lost.
     member_version: MemberVersion | None = None
+    #: Set when this connection alone tells how complete the group's record is
+    #: (Feishu: ``full``); ``None`` leaves the group's source as it is.
+    source: Source | None = None
 
     @property
     def dedupe_key(self) -> str:

@@ -65,7 +65,14 @@ async def sync_rosters(
                     outcomes.append(SyncOutcome(platform, chat, error=type(error).__name__))
                     continue
                 result = await asyncio.to_thread(
-                    apply_roster, engine, platform, chat, roster.name, roster.entries, clock()
+                    apply_roster,
+                    engine,
+                    platform,
+                    chat,
+                    roster.name,
+                    roster.entries,
+                    clock(),
+                    "full" if platform == "feishu" else None,
                 )
                 outcomes.append(SyncOutcome(platform, chat, result))
     return outcomes

@@ -154,7 +154,7 @@ class _Writer:
             self._seen_in_group(group_id, member_id, event.sent_at)
 
     def _store_membership(self, event: MembershipEvent) -> None:
-        group_id = self._group_id(event.platform, event.chat, None)
+        group_id = self._group_id(event.platform, event.chat, event.source)
         for person in event.members:
             member_id = self._member_id(event.platform, person)
             self.connection.execute(

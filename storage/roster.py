@@ -60,10 +60,14 @@ def apply_roster(
     name: str | None,
     entries: Sequence[RosterEntry],
     synced_at: datetime,
+    source: str | None = None,
 ) -> RosterResult:
-    """Store a roster snapshot of one group (created if unknown) in one transaction."""
+    """Store a roster snapshot of one group (created if unknown) in one transaction.
+
+    ``source = "full"`` upgrades the group's source (Feishu), as a message would.
+    """
     with engine.begin() as connection:
-        group_id = _group(connection, platform, chat_id, name, synced_at)
+        group_id = _group(connection, platform, chat_id, name, synced_at, source)
         listed: dict[int, RosterEntry] = {}
         for entry in entries:
             listed[_member(connection, platform, entry, synced_at)] = entry
@@ -95,16 +99,28 @@ def apply_roster(
 
 
 def _group(
-    connection: Connection, platform: str, chat_id: str, name: str | None, now: datetime
+    connection: Connection,
+    platform: str,
+    chat_id: str,
+    name: str | None,
+    now: datetime,
+    source: str | None,
 ) -> int:
     insert = insert_for(connection, _GROUP).values(
-        platform=platform, chat_id=chat_id, name=name, source="at_mentions_only", created_at=now
+        platform=platform,
+        chat_id=chat_id,
+        name=name,
+        source=source or "at_mentions_only",
+        created_at=now,
     )
+    updates: dict[str, object] = {}
+    if name:
+        updates["name"] = insert.excluded.name
+    if source == "full":
+        updates["source"] = "full"
     statement = (
-        insert.on_conflict_do_update(
-            index_elements=["platform", "chat_id"], set_={"name": insert.excluded.name}
-        )
-        if name
+        insert.on_conflict_do_update(index_elements=["platform", "chat_id"], set_=updates)
+        if updates
         else insert.on_conflict_do_nothing()
     )
     connection.execute(statement)

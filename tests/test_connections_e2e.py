@@ -298,6 +298,11 @@ async def test_feishu_messages_and_members(
         forged = await bad.post(bad.group_text("ev8", "om_9", chat, "mallory", "x"))
         assert forged.status_code == 401
 
+    only_members = double.members("ev10", True, "oc_quiet", "admin", [("dan", "Dan")])
+    assert (await double.post(only_members)).status_code == 200
+    quiet = stats_json(capsys, server.config_file, "oc_quiet")
+    assert (quiet["group"]["source"], quiet["joins"]["value"]) == ("full", 1)
+
     stats = stats_json(capsys, server.config_file, chat)
     assert stats["group"]["source"] == "full"
     assert stats["group"]["name"] == "飞书产品群"

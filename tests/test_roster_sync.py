@@ -161,7 +161,9 @@ async def test_roster_sync_reconciles_members_without_inventing_joins_or_leaves(
     stats = stats_json(capsys, server.config_file, CHAT)
     assert figures(stats) == (2, 1, 0, 2)
     assert stats["group"]["name"] == "VIP 客户群"
-    assert figures(stats_json(capsys, server.config_file, FEISHU_CHAT)) == (0, 0, 0, 3)
+    feishu_stats = stats_json(capsys, server.config_file, FEISHU_CHAT)
+    assert figures(feishu_stats) == (0, 0, 0, 3)
+    assert feishu_stats["group"]["source"] == "full"
     with server.service.engine.connect() as connection:
         assert connection.execute(select(GroupSyncState.resync_needed)).scalars().all() == [
             False,

@@ -225,6 +225,7 @@ class Feishu:
             members=tuple(people),
             occurred_at=_millis(header.get("create_time")) or self._clock(),
             operator=UserId(operator) if operator else None,
+            source="full",  # the bot sees every message of a Feishu group it is in
         )
 
 
