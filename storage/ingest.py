@@ -8,7 +8,6 @@ cannot.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,27 +20,14 @@ from bot.events import (
     Event,
     GroupEvent,
     MembershipEvent,
-    MemberVersion,
     MessageEvent,
-    NoticeEvent,
     Person,
     PlatformName,
 )
-from storage.models import (
-    ChatGroup,
-    GroupChange,
-    GroupMember,
-    GroupSyncState,
-    InboundEvent,
-    Member,
-    Message,
-    PlatformNotice,
-    utc_now,
-)
+from storage.models import ChatGroup, GroupMember, InboundEvent, Member, Message, utc_now
 from storage.models import MembershipEvent as MembershipRow
+from storage.platform_facts import step_member_version, store_group_change, store_notice
 from storage.upsert import insert_for
-
-log = logging.getLogger(__name__)
 
 _GROUP = ChatGroup.__table__  # type: ignore[attr-defined]
 _MEMBER = Member.__table__  # type: ignore[attr-defined]
@@ -49,9 +35,6 @@ _GROUP_MEMBER = GroupMember.__table__  # type: ignore[attr-defined]
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 _MEMBERSHIP = MembershipRow.__table__  # type: ignore[attr-defined]
 _INBOUND = InboundEvent.__table__  # type: ignore[attr-defined]
-_GROUP_CHANGE = GroupChange.__table__  # type: ignore[attr-defined]
-_SYNC_STATE = GroupSyncState.__table__  # type: ignore[attr-defined]
-_NOTICE = PlatformNotice.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +99,10 @@ class _Writer:
         elif isinstance(event, MembershipEvent):
             self._store_membership(event)
         elif isinstance(event, GroupEvent):
-            self._store_group_change(event)
+            group_id = self._group_id(event.platform, event.chat, None)
+            store_group_change(self.connection, group_id, event, self.now)
         else:
-            self._store_notice(event)
+            store_notice(self.connection, event, self.now)
         return Stored(event, new=True)
 
     def _first_sight(self, platform: str, key: str, bot_id: str) -> bool:
@@ -171,86 +155,7 @@ class _Writer:
             )
             self._seen_in_group(group_id, member_id, event.occurred_at)
         if event.member_version is not None:
-            self._step_member_version(group_id, event, event.member_version)
-
-    def _step_member_version(
-        self, group_id: int, event: MembershipEvent, version: MemberVersion
-    ) -> None:
-        """Remember the roster version; a gap to the last one means a lost event.
-
-        Events may arrive out of order, so a gap only marks the group for a roster
-        re-sync (which reconciles from the platform's list); it changes no counts.
-        """
-        known = self.connection.execute(
-            select(_SYNC_STATE.c.member_version).where(_SYNC_STATE.c.group_id == group_id)
-        ).scalar_one_or_none()
-        gap = known is not None and known != version.previous
-        if gap:
-            log.warning(
-                "%s group %s: roster version gap (had %s, event follows %s); "
-                "marked for roster re-sync",
-                event.platform,
-                event.chat.chat_id,
-                known,
-                version.previous,
-            )
-        self._sync_state(
-            group_id,
-            member_version=version.current,
-            resync_reason="roster version gap: a membership event was lost" if gap else None,
-        )
-
-    def _sync_state(
-        self, group_id: int, *, member_version: str | None, resync_reason: str | None
-    ) -> None:
-        insert = insert_for(self.connection, _SYNC_STATE).values(
-            group_id=group_id,
-            member_version=member_version,
-            resync_needed=resync_reason is not None,
-            resync_reason=resync_reason,
-            updated_at=self.now,
-        )
-        updates: dict[str, object] = {"updated_at": insert.excluded.updated_at}
-        if member_version is not None:
-            updates["member_version"] = insert.excluded.member_version
-        if resync_reason is not None:
-            updates["resync_needed"] = True
-            updates["resync_reason"] = insert.excluded.resync_reason
-        self.connection.execute(
-            insert.on_conflict_do_update(index_elements=["group_id"], set_=updates)
-        )
-
-    def _store_group_change(self, event: GroupEvent) -> None:
-        group_id = self._group_id(event.platform, event.chat, None)
-        self.connection.execute(
-            insert_for(self.connection, _GROUP_CHANGE)
-            .values(
-                group_id=group_id,
-                kind=event.change,
-                name=event.chat.name,
-                occurred_at=event.occurred_at,
-                event_key=event.event_id,
-            )
-            .on_conflict_do_nothing()
-        )
-        if event.change == "renamed" and event.chat.name is None:
-            self._sync_state(
-                group_id,
-                member_version=None,
-                resync_reason="renamed without the new name in the callback",
-            )
-
-    def _store_notice(self, event: NoticeEvent) -> None:
-        self.connection.execute(
-            insert_for(self.connection, _NOTICE).values(
-                platform=event.platform,
-                bot_id=event.bot_id,
-                kind=event.kind,
-                occurred_at=event.occurred_at,
-                received_at=self.now,
-                handled_at=None,
-            )
-        )
+            step_member_version(self.connection, group_id, event, event.member_version, self.now)
 
     def _seen_in_group(self, group_id: int, member_id: int, at: datetime) -> None:
         insert = insert_for(self.connection, _GROUP_MEMBER).values(

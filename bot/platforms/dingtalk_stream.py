@@ -133,6 +133,9 @@ class DingtalkStream:
                         _describe(error),
                         delay,
                     )
+                except Exception:
+                    # Whatever went wrong, a dead loop would silently stop all intake.
+                    log.exception("dingtalk stream %s: unexpected error; reconnecting", self.bot_id)
                 # Jitter keeps many processes from reconnecting in lockstep.
                 await asyncio.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - not crypto
                 delay = min(delay * 2, self._max)
