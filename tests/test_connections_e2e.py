@@ -298,6 +298,14 @@ async def test_feishu_messages_and_members(
         forged = await bad.post(bad.group_text("ev8", "om_9", chat, "mallory", "x"))
         assert forged.status_code == 401
 
+    schema_one = {
+        "uuid": "u1",
+        "token": FEISHU_TOKEN,
+        "ts": "1",
+        "type": "event_callback",
+        "event": {"type": "message", "open_chat_id": chat},
+    }
+    assert (await double.post(schema_one)).status_code == 200
     only_members = double.members("ev10", True, "oc_quiet", "admin", [("dan", "Dan")])
     assert (await double.post(only_members)).status_code == 200
     quiet = stats_json(capsys, server.config_file, "oc_quiet")

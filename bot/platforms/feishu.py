@@ -130,6 +130,17 @@ class Feishu:
         if self._encrypt_key is not None:
             _check_signature(request, self._encrypt_key)
         header = body.get("header")
+        if body.get("type") == "event_callback" and not isinstance(header, dict):
+            # Schema 1.0: verified by its token, answered 200 so Feishu stops resending,
+            # and not stored (the console can switch the app to schema 2.0).
+            self._check_token(body.get("token"))
+            if "schema 1.0" not in self._unknown_logged:
+                self._unknown_logged.add("schema 1.0")
+                log.warning(
+                    "feishu %s: got a schema 1.0 event; set the app to event schema 2.0",
+                    self.bot_id,
+                )
+            return Received(label="unknown")
         if body.get("schema") != "2.0" or not isinstance(header, dict):
             raise MalformedRequest("not an event of schema 2.0 (subscribe with schema 2.0)")
         self._check_token(header.get("token"))
