@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -12,8 +13,9 @@ from aiohttp import web
 from sqlalchemy import Engine
 
 from bot.archive import ArchivePuller, archive_lifecycle, archive_pullers
+from bot.events import Event, NoticeEvent
 from bot.ingest import GroupCommitWriter
-from bot.platforms import Platform, build_platforms
+from bot.platforms import DingtalkStream, Platform, build_platforms, build_streams
 from bot.platforms.base import Clock
 from bot.replies import build_reply_channels
 from bot.server import create_web_app
@@ -22,7 +24,7 @@ from config import Settings, redact_url
 from handlers import REGISTRY
 from handlers.dispatcher import Dispatcher
 from storage.db import make_engine, upgrade
-from storage.ingest import EventStore
+from storage.ingest import EventStore, Stored
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class Service:
     #: WeCom session-archive pullers by bot id: ``pull_async()`` is the hook for the
     #: ``msgaudit_notify`` event and the scheduler.
     archive_pullers: dict[str, ArchivePuller] = field(default_factory=dict)
+    #: Connections qunpulse dials itself (DingTalk Stream mode); started with the web app.
+    streams: list[DingtalkStream] = field(default_factory=list)
 
 
 #: Every outbound call has a deadline (connect and read), so none can hang a task.
@@ -89,19 +93,40 @@ def build_service(
         writer=writer,
         telemetry=telemetry,
         engine=engine,
-        dispatcher=dispatcher,
+        after_store=lambda stored: after_store(stored),
     )
+    pullers = archive_pullers(settings, engine)
+
+    def after_store(stored: list[Stored]) -> None:
+        """React to newly stored events: commands, and archive notices."""
+        dispatcher.feed(stored)
+        for item in stored:
+            event = item.event
+            if item.new and isinstance(event, NoticeEvent) and event.kind == "archive_ready":
+                puller = pullers.get(event.bot_id)
+                if puller is not None:
+                    _spawn(puller.pull_async(), f"qunpulse-archive-{event.bot_id}")
+
+    async def sink(events: Sequence[Event]) -> list[bool]:
+        stored = await writer.submit(events)
+        after_store(stored)
+        return [item.new for item in stored]
+
+    streams = build_streams(settings, clock, sink, telemetry)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await writer.start()
+        for stream in streams:
+            await stream.start()
         yield
+        for stream in streams:
+            await stream.stop()
         await writer.stop()
         await dispatcher.stop()
         await http.aclose()
         engine.dispose()
 
     web_app.cleanup_ctx.append(lifecycle)
-    pullers = archive_pullers(settings, engine)
     if pullers:
         web_app.cleanup_ctx.append(archive_lifecycle(settings, pullers))
     return Service(
@@ -114,7 +139,24 @@ def build_service(
         dispatcher,
         http,
         archive_pullers=pullers,
+        streams=streams,
     )
+
+
+#: Background tasks started by reactions, kept referenced until they finish.
+_BACKGROUND: set[asyncio.Task[object]] = set()
+
+
+def _spawn(work: Coroutine[object, object, object], name: str) -> None:
+    task = asyncio.create_task(work, name=name)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("%s failed: %s", task.get_name(), task.exception())
 
 
 def describe_bots(service: Service) -> list[str]:
@@ -127,6 +169,9 @@ def describe_bots(service: Service) -> list[str]:
     return [
         f"bot {bot_id} ({platform.kind}): callback URL path /callback/{bot_id}"
         for bot_id, platform in service.platforms.items()
+    ] + [
+        f"bot {stream.bot_id} ({stream.kind}, stream mode): dials the DingTalk gateway"
+        for stream in service.streams
     ]
 
 

@@ -103,6 +103,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_privacy_commands(commands, config)
 
+    roster = commands.add_parser("roster", help="group member lists from the platforms")
+    roster_commands = roster.add_subparsers(dest="roster_command", required=True, metavar="ACTION")
+    roster_sync = roster_commands.add_parser(
+        "sync", parents=[config], help="pull member lists where the bot may (WeCom, Feishu)"
+    )
+    roster_sync.add_argument("--group", metavar="CHAT_ID", help="only this group")
+
+    wecom_stats = commands.add_parser(
+        "wecom-stats", help="WeCom's own daily customer-group statistics"
+    )
+    wecom_stats_commands = wecom_stats.add_subparsers(
+        dest="wecom_stats_command", required=True, metavar="ACTION"
+    )
+    wecom_pull = wecom_stats_commands.add_parser(
+        "pull", parents=[config], help="fetch the last N days (WeCom keeps 180)"
+    )
+    wecom_pull.add_argument(
+        "--days", type=int, default=30, choices=range(1, 181), metavar="N", help="1-180, default 30"
+    )
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", parents=[config], help="apply migrations")
@@ -129,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "retention": _retention,
         "audit": _audit,
         "export": _export,
+        "roster": _roster,
+        "wecom-stats": _wecom_stats,
     }[args.command]
     try:
         settings = load_settings(args.config)
@@ -244,6 +266,64 @@ def _archive(_args: argparse.Namespace, settings: Settings) -> int:
             f"{summary.skipped} skipped (private chats, switch records)"
         )
     return 0
+
+
+def _roster(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from bot.app import system_clock
+    from bot.roster_sync import sync_rosters
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(settings.storage.url)
+    try:
+        upgrade(engine)
+        outcomes = asyncio.run(sync_rosters(settings, engine, system_clock, chat_id=args.group))
+    finally:
+        engine.dispose()
+    if not outcomes:
+        print(
+            "no group to sync: roster sync needs a wecom_app or feishu bot and a known group",
+            file=sys.stderr,
+        )
+        return 1 if args.group else 0
+    failed = 0
+    for outcome in outcomes:
+        if outcome.result is None:
+            failed += 1
+            print(f"{outcome.platform} {outcome.chat_id}: not synced: {outcome.error}")
+            continue
+        r = outcome.result
+        print(
+            f"{outcome.platform} {outcome.chat_id}: {r.members} members "
+            f"({r.newly_seen} newly seen, {r.marked_present} back, {r.marked_absent} gone)"
+        )
+    return 1 if failed else 0
+
+
+def _wecom_stats(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from bot.app import system_clock
+    from bot.roster_sync import pull_wecom_group_stats
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(settings.storage.url)
+    try:
+        upgrade(engine)
+        outcomes = asyncio.run(
+            pull_wecom_group_stats(settings, engine, system_clock, days=args.days)
+        )
+    finally:
+        engine.dispose()
+    if not outcomes:
+        raise UsageError("bots: wecom-stats needs a wecom_app bot (its corp_id and secret)")
+    for outcome in outcomes:
+        if outcome.error is not None:
+            print(f"{outcome.bot_id} owner {outcome.owner}: not pulled: {outcome.error}")
+        else:
+            print(f"{outcome.bot_id} owner {outcome.owner}: {outcome.days} days stored")
+    return 1 if any(outcome.error for outcome in outcomes) else 0
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:

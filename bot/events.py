@@ -18,6 +18,10 @@ ChatType = Literal["group", "private"]
 #: Which messages of a group a connection sees: only @-mentions of the bot, or all.
 Source = Literal["at_mentions_only", "full"]
 MembershipChange = Literal["join", "leave", "removed"]
+#: What happened to a group itself (not to its members).
+GroupChange = Literal["created", "renamed", "disbanded"]
+#: Notices that are not about one group: ``archive_ready`` (WeCom msgaudit_notify).
+NoticeKind = Literal["archive_ready"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +87,60 @@ class MembershipEvent:
     members: tuple[Person, ...]
     occurred_at: datetime
     operator: UserId | None = None
+    #: The platform's roster version before and after this change (WeCom ``LastMemVer``,
+    #: ``CurMemVer``), when it gives one: a gap means an event was lost.
+    member_version: MemberVersion | None = None
+    #: Set when this connection alone tells how complete the group's record is
+    #: (Feishu: ``full``); ``None`` leaves the group's source as it is.
+    source: Source | None = None
 
     @property
     def dedupe_key(self) -> str:
         return f"member:{self.event_id}"
 
 
-Event = MessageEvent | MembershipEvent
+@dataclass(frozen=True, slots=True)
+class MemberVersion:
+    """A roster version step reported with a membership change."""
+
+    previous: str
+    current: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEvent:
+    """A group was created, renamed or disbanded.
+
+    For ``renamed``, ``chat.name`` is the new name when the platform sent it; ``None``
+    means the platform only said "renamed" and a roster sync must fetch the name.
+    """
+
+    platform: PlatformName
+    bot_id: str
+    event_id: str
+    chat: Chat
+    change: GroupChange
+    occurred_at: datetime
+    operator: UserId | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"group:{self.event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeEvent:
+    """A platform notice to act on later (e.g. new session-archive data is ready)."""
+
+    platform: PlatformName
+    bot_id: str
+    event_id: str
+    kind: NoticeKind
+    occurred_at: datetime
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"notice:{self.event_id}"
+
+
+Event = MessageEvent | MembershipEvent | GroupEvent | NoticeEvent

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from sqlalchemy import Engine
@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from bot.ingest import GroupCommitWriter, StorageUnavailable
 from bot.platforms import InboundRequest, Platform, RejectedRequest, Reply
 from bot.telemetry import CONTENT_TYPE, Telemetry
-from handlers.dispatcher import Dispatcher
 from storage.db import ping
+from storage.ingest import Stored
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,10 @@ PLATFORMS_KEY = web.AppKey("platforms", Mapping[str, Platform])
 WRITER_KEY = web.AppKey("writer", GroupCommitWriter)
 TELEMETRY_KEY = web.AppKey("telemetry", Telemetry)
 ENGINE_KEY = web.AppKey("engine", Engine)
-DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
+#: Called with every callback's stored events once they are committed (commands,
+#: archive notices); it must return at once and do its work in the background.
+AfterStore = Callable[[list[Stored]], None]
+AFTER_STORE_KEY: web.AppKey[AfterStore] = web.AppKey("after_store")
 
 
 def create_web_app(
@@ -34,20 +37,21 @@ def create_web_app(
     writer: GroupCommitWriter,
     telemetry: Telemetry,
     engine: Engine,
-    dispatcher: Dispatcher | None = None,
+    after_store: AfterStore | None = None,
 ) -> web.Application:
     """Build the aiohttp application (the caller starts and stops ``writer``).
 
-    With a ``dispatcher``, new command messages are answered in the background once
-    they are stored.
+    ``after_store`` sees every callback's events once they are committed, before the
+    platform is answered (new command messages are answered from there, in the
+    background).
     """
     app = web.Application(client_max_size=1024 * 1024)
     app[PLATFORMS_KEY] = platforms
     app[WRITER_KEY] = writer
     app[TELEMETRY_KEY] = telemetry
     app[ENGINE_KEY] = engine
-    if dispatcher is not None:
-        app[DISPATCHER_KEY] = dispatcher
+    if after_store is not None:
+        app[AFTER_STORE_KEY] = after_store
     app.router.add_get("/callback/{bot_id}", verify_url)
     app.router.add_post("/callback/{bot_id}", callback)
     app.router.add_get("/healthz", healthz)
@@ -104,10 +108,10 @@ async def callback(request: web.Request) -> web.Response:
     duplicates = sum(1 for item in stored if not item.new)
     if duplicates:
         telemetry.events_duplicated.labels(platform.platform, platform.kind).inc(duplicates)
-    dispatcher = request.app.get(DISPATCHER_KEY)
-    if dispatcher is not None:
-        # Stored, so safe to answer the platform now; commands run in background tasks.
-        dispatcher.feed(stored)
+    after_store = request.app.get(AFTER_STORE_KEY)
+    if after_store is not None:
+        # Stored, so safe to answer the platform now; reactions run in background tasks.
+        after_store(stored)
     return _response(received.ack)
 
 

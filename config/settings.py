@@ -118,6 +118,10 @@ class WecomAppSettings(_Bot):
     token: SecretStr
     encoding_aes_key: SecretStr
     archive: WecomArchiveSettings | None = None
+    #: Group owners (userids) whose customer-group statistics ``qunpulse wecom-stats pull``
+    #: fetches; empty means every owner in the app's visible range (WeCom refuses that
+    #: above 1000 people with errcode 81017).
+    stat_owners: tuple[str, ...] = ()
 
     _aes = field_validator("encoding_aes_key")(_check_encoding_aes_key)
 
@@ -234,6 +238,9 @@ class DingtalkPlatformSettings(_Section):
     api_base: str = "https://api.dingtalk.com"
     #: How far a robot callback's ``timestamp`` header may be from now (PLATFORMS.md: 1 h).
     max_clock_skew_seconds: int = Field(default=3600, ge=1)
+    #: Stream mode: first reconnect delay after the connection drops; doubles up to the max.
+    stream_backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    stream_backoff_max_seconds: float = Field(default=60.0, gt=0)
 
 
 class FeishuPlatformSettings(_Section):

@@ -22,9 +22,19 @@ from sqlalchemy import Engine, case, func, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from bot.events import Chat, Event, MembershipEvent, MessageEvent, Person, PlatformName
+from bot.events import (
+    Chat,
+    Event,
+    GroupEvent,
+    MembershipEvent,
+    MessageEvent,
+    NoticeEvent,
+    Person,
+    PlatformName,
+)
 from storage.models import ChatGroup, GroupMember, InboundEvent, Member, Message, utc_now
 from storage.models import MembershipEvent as MembershipRow
+from storage.platform_facts import step_member_version, store_group_change, store_notice
 from storage.upsert import insert_for
 
 _GROUP = ChatGroup.__table__  # type: ignore[attr-defined]
@@ -133,10 +143,17 @@ class _Writer:
         self._resolve_members(
             (event.platform, person)
             for event in fresh
+            if isinstance(event, MessageEvent | MembershipEvent)
             for person in ((event.sender,) if isinstance(event, MessageEvent) else event.members)
         )
         self._store_messages([e for e in fresh if isinstance(e, MessageEvent)])
         self._store_membership([e for e in fresh if isinstance(e, MembershipEvent)])
+        for event in fresh:  # rare: one statement each is fine
+            if isinstance(event, GroupEvent):
+                group_id = self._group_id(event.platform, event.chat, None)
+                store_group_change(self.connection, group_id, event, self.now)
+            elif isinstance(event, NoticeEvent):
+                store_notice(self.connection, event, self.now)
         flags = iter(index in new for index in range(len(events)))
         return [[Stored(event, next(flags)) for event in batch] for batch in batches]
 
@@ -211,7 +228,11 @@ class _Writer:
         rows: list[dict[str, Any]] = []
         sightings: list[tuple[int, int, datetime]] = []
         for event in events:
-            group_id = self._group_id(event.platform, event.chat, None)
+            group_id = self._group_id(event.platform, event.chat, event.source)
+            if event.member_version is not None:
+                step_member_version(
+                    self.connection, group_id, event, event.member_version, self.now
+                )
             for person in event.members:
                 member_id = self._member_id(event.platform, person)
                 sightings.append((group_id, member_id, event.occurred_at))

@@ -233,3 +233,85 @@ class CommandReply(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=500)
     created_at: datetime = utc_column()
     answered_at: datetime | None = utc_column(nullable=True)
+
+
+class GroupChange(SQLModel, table=True):
+    """A group created, renamed or disbanded, as the platform reported it."""
+
+    __tablename__ = "group_change"
+    __table_args__ = (
+        UniqueConstraint("group_id", "event_key", name="uq_group_change_group_key"),
+        Index("ix_group_change_group_time", "group_id", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="chat_group.id")
+    #: ``created``, ``renamed`` or ``disbanded``.
+    kind: str = Field(max_length=16)
+    #: The new name of a ``renamed`` change, when the platform sent it.
+    name: str | None = Field(default=None, max_length=256)
+    occurred_at: datetime = utc_column()
+    event_key: str = Field(max_length=160)
+
+
+class GroupSyncState(SQLModel, table=True):
+    """Per group: the last roster version seen and whether the roster must be re-synced.
+
+    ``resync_needed`` is set when a membership event reveals a lost event (a roster
+    version gap) or a change whose details the callback does not carry (a rename
+    without the name); ``qunpulse roster sync`` clears it.
+    """
+
+    __tablename__ = "group_sync_state"
+
+    group_id: int = Field(foreign_key="chat_group.id", primary_key=True)
+    member_version: str | None = Field(default=None, max_length=128)
+    resync_needed: bool = False
+    resync_reason: str | None = Field(default=None, max_length=256)
+    updated_at: datetime = utc_column()
+
+
+class PlatformNotice(SQLModel, table=True):
+    """A durable to-do from a platform, e.g. ``archive_ready`` (WeCom msgaudit_notify).
+
+    The consumer (``qunpulse archive pull``) sets ``handled_at``; unhandled rows are
+    the backlog.
+    """
+
+    __tablename__ = "platform_notice"
+    __table_args__ = (Index("ix_platform_notice_kind_handled", "kind", "handled_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    bot_id: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    occurred_at: datetime = utc_column()
+    received_at: datetime = utc_column()
+    handled_at: datetime | None = utc_column(nullable=True)
+
+
+class WecomGroupDailyStat(SQLModel, table=True):
+    """WeCom's own daily customer-group statistics for one group owner (群主), one day.
+
+    A separate, labelled source: WeCom counts every message of the owner's customer
+    groups (not only @-mentions), but only as totals per owner and day, never per member
+    or per group. Fetched from ``externalcontact/groupchat/statistic_group_by_day``; WeCom
+    keeps 180 days. ``day`` is the local midnight WeCom reports as ``stat_time``.
+    """
+
+    __tablename__ = "wecom_group_daily_stat"
+    __table_args__ = (UniqueConstraint("bot_id", "owner", "day", name="uq_wecom_group_daily_stat"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: str = Field(max_length=64)
+    owner: str = Field(max_length=128)
+    day: datetime = utc_column()
+    new_chat_cnt: int = 0
+    chat_total: int = 0
+    chat_has_msg: int = 0
+    new_member_cnt: int = 0
+    member_total: int = 0
+    member_has_msg: int = 0
+    msg_total: int = 0
+    migrate_trainee_chat_cnt: int = 0
+    fetched_at: datetime = utc_column()

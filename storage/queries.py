@@ -26,8 +26,9 @@ _GROUP_MEMBER = GroupMember.__table__  # type: ignore[attr-defined]
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 _MEMBERSHIP = MembershipEvent.__table__  # type: ignore[attr-defined]
 
-#: Membership kinds after which a member is no longer in the group.
-DEPARTURES = ("leave", "removed")
+#: Membership kinds after which a member is no longer in the group (``absent``: missing
+#: from a roster snapshot; see storage/roster.py).
+DEPARTURES = ("leave", "removed", "absent")
 
 
 @dataclass(frozen=True, slots=True)

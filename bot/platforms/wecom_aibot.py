@@ -26,7 +26,8 @@ from bot.platforms.base import (
     load_json,
     query_field,
 )
-from bot.platforms.wxcrypto import MessageCrypto
+from bot.platforms.wecom_robot_legacy import is_legacy, parse_legacy
+from bot.platforms.wxcrypto import MessageCrypto, parse_xml
 from config.settings import WecomAibotSettings
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,11 @@ class WecomAibot:
         return Reply(200, plaintext.encode())
 
     def receive(self, request: InboundRequest) -> Received:
-        envelope = load_json(request.body, "body")
-        encrypt = envelope.get("encrypt")
+        # The legacy robot callback may wrap its envelope in XML (<xml><Encrypt/></xml>).
+        if request.body.lstrip().startswith(b"<"):
+            encrypt = parse_xml(request.body, "body").get("Encrypt")
+        else:
+            encrypt = load_json(request.body, "body").get("encrypt")
         if not isinstance(encrypt, str) or not encrypt:
             raise MalformedRequest('body has no "encrypt" field')
         plaintext = self._crypto.open(
@@ -72,7 +76,12 @@ class WecomAibot:
             query_field(request, "nonce"),
             encrypt,
         )
+        if plaintext.lstrip().startswith("<"):
+            legacy = parse_xml(plaintext, "decrypted message")
+            return parse_legacy(legacy, self.bot_id, self._clock(), self._unknown_logged)
         payload = load_json(plaintext, "decrypted message")
+        if is_legacy(payload):
+            return parse_legacy(payload, self.bot_id, self._clock(), self._unknown_logged)
         return self._parse(payload)
 
     def _parse(self, payload: dict[str, Any]) -> Received:

@@ -16,7 +16,10 @@ import hmac
 import secrets
 import struct
 import time
+from typing import Any
+from xml.parsers.expat import ExpatError
 
+import xmltodict
 from wechatpy.enterprise.crypto import PrpCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.utils import WeChatSigner
@@ -94,3 +97,21 @@ class MessageCrypto:
         nonce = secrets.token_hex(8)
         encrypt = PrpCrypto(self._key).encrypt(plaintext, self._receive_id).decode()
         return encrypt, signature(self._token, stamp, nonce, encrypt), stamp, nonce
+
+
+def parse_xml(text: str | bytes, what: str) -> dict[str, Any]:
+    """The children of a WeCom ``<xml>`` document as a dict (xmltodict's shapes).
+
+    Entities are not expanded (``disable_entities``), so a hostile DTD cannot blow up.
+
+    Raises:
+        MalformedRequest: it is not an ``<xml>`` document.
+    """
+    try:
+        document = xmltodict.parse(text, disable_entities=True)
+    except (ExpatError, ValueError):
+        raise MalformedRequest(f"{what} is not valid XML") from None
+    root = document.get("xml") if isinstance(document, dict) else None
+    if not isinstance(root, dict):
+        raise MalformedRequest(f"{what} is not an <xml> document")
+    return root
