@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
+import httpx
 from aiohttp import web
 from sqlalchemy import Engine
 
 from bot.ingest import GroupCommitWriter
+from bot.jobs import Jobs, day_for, targets_from
+from bot.outbox import OutboxSender
 from bot.platforms import Platform, build_platforms
 from bot.platforms.base import Clock
+from bot.scheduler import JobScheduler, runner_id
+from bot.senders import SlidingWindowLimiter, build_senders
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
 from config import Settings, redact_url
 from storage.db import make_engine, upgrade
 from storage.ingest import EventStore
+from storage.outbox import JobRuns, Leases, Outbox
+
+#: Every outbound call has a deadline (a stuck platform must not stall the sender).
+HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +46,72 @@ class Service:
     telemetry: Telemetry
     writer: GroupCommitWriter
     web_app: web.Application
+    http: httpx.AsyncClient
+    outbox: Outbox
+    sender: OutboxSender
+    jobs: Jobs
+    scheduler: JobScheduler
 
 
-def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service:
+def build_outbound(
+    settings: Settings,
+    engine: Engine,
+    telemetry: Telemetry,
+    clock: Clock,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    holder: str | None = None,
+) -> tuple[httpx.AsyncClient, Outbox, OutboxSender, Jobs, JobScheduler]:
+    """The outbound half: HTTP client, outbox, sender loop, jobs and scheduler.
+
+    ``serve`` and ``qunpulse run`` both build it here, so they post the same way.
+    """
+    holder = holder or runner_id()
+    http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, transport=transport)
+    outbox = Outbox(engine)
+    telemetry.watch_outbox(lambda: outbox.counts()["pending"])
+    sender = OutboxSender(
+        outbox,
+        build_senders(http),
+        targets_from(settings),
+        SlidingWindowLimiter(clock, limit=settings.posts.max_per_minute),
+        telemetry,
+        clock,
+        runner_id=holder,
+        max_attempts=settings.posts.max_attempts,
+    )
+    jobs = Jobs(settings, engine, outbox, clock, on_queued=sender.wake)
+
+    async def run_job(job: str, fire_day: date) -> None:
+        await asyncio.to_thread(jobs.run, job, day_for(job, fire_day))
+
+    async def on_lead() -> None:
+        abandoned = await asyncio.to_thread(outbox.abandon_interrupted)
+        if abandoned:
+            log.warning("outbox: %d post(s) were interrupted mid-send; marked failed", abandoned)
+        await sender.start()
+
+    scheduler = JobScheduler(
+        settings,
+        JobRuns(engine),
+        Leases(engine),
+        run_job,
+        telemetry,
+        clock,
+        holder=holder,
+        on_lead=on_lead,
+        on_lose=sender.stop,
+    )
+    return http, outbox, sender, jobs, scheduler
+
+
+def build_service(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    transport: httpx.AsyncBaseTransport | None = None,
+    run_scheduler: bool = True,
+) -> Service:
     """Construct the service from settings; migrates the database first.
 
     Raises:
@@ -51,15 +124,35 @@ def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service
     telemetry = Telemetry()
     writer = GroupCommitWriter(EventStore(engine), telemetry)
     web_app = create_web_app(platforms=platforms, writer=writer, telemetry=telemetry, engine=engine)
+    http, outbox, sender, jobs, scheduler = build_outbound(
+        settings, engine, telemetry, clock, transport=transport
+    )
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await writer.start()
+        if run_scheduler:
+            await scheduler.start()
         yield
+        await scheduler.stop()
+        await sender.stop()
         await writer.stop()
+        await http.aclose()
         engine.dispose()
 
     web_app.cleanup_ctx.append(lifecycle)
-    return Service(settings, engine, platforms, telemetry, writer, web_app)
+    return Service(
+        settings,
+        engine,
+        platforms,
+        telemetry,
+        writer,
+        web_app,
+        http,
+        outbox,
+        sender,
+        jobs,
+        scheduler,
+    )
 
 
 def describe_bots(service: Service) -> list[str]:
