@@ -100,6 +100,11 @@ def format_percent(fraction: float) -> str:
     return f"{fraction * 100:.1f}%"
 
 
+def format_people_count(count: int, locale: Locale) -> str:
+    """``12345`` → ``1.2万`` in Chinese, ``12,345`` in English."""
+    return format_count(count) if locale == "zh_CN" else f"{count:,}"
+
+
 def format_rank_change(today: int, yesterday: int | None, locale: Locale) -> str:
     """``↑3`` (moved up three places), ``↓2``, ``–`` (same place), or ``新`` / ``new``."""
     if yesterday is None:
@@ -261,8 +266,8 @@ def render_leaderboard(
     summary = text(
         "summary",
         locale,
-        messages=format_count(int(messages.get("value") or 0)),
-        speakers=format_count(len(talkers)),
+        messages=format_people_count(int(messages.get("value") or 0), locale),
+        speakers=format_people_count(len(talkers), locale),
         change=comparison,
     )
     head = [f"**{title} · {day}**", f"> {summary}", ""]
@@ -273,7 +278,7 @@ def render_leaderboard(
     for talker in talkers[:top_n]:
         moved = format_rank_change(talker.position, before.get(talker.member), locale)
         place = medals.get(talker.position, f"{talker.position}.")
-        count = text("unit_messages", locale, n=format_count(talker.messages))
+        count = text("unit_messages", locale, n=format_people_count(talker.messages, locale))
         name = clean_name(talker.name, talker.member)
         items.append(f"{place} {name} {count} {_colour(moved, _tone(moved), flavour)}")
     hidden = max(len(talkers) - top_n, 0)
@@ -345,7 +350,7 @@ def render_digest(
         lines += ["", f"**{text('top_talkers', locale, n=len(talkers))}**"]
         lines += [
             f"{t.position}. {clean_name(t.name, t.member)} "
-            f"{text('unit_messages', locale, n=format_count(t.messages))}"
+            f"{text('unit_messages', locale, n=format_people_count(t.messages, locale))}"
             for t in talkers
         ]
     lines += _words_section(document.get("top_words"), locale)

@@ -19,6 +19,7 @@ from bot.platforms import Platform, build_platforms
 from bot.platforms.base import Clock
 from bot.scheduler import JobScheduler, runner_id
 from bot.senders import SlidingWindowLimiter, build_senders
+from bot.senders.ratelimit import Sleep
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
 from config import Settings, redact_url
@@ -61,6 +62,7 @@ def build_outbound(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     holder: str | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> tuple[httpx.AsyncClient, Outbox, OutboxSender, Jobs, JobScheduler]:
     """The outbound half: HTTP client, outbox, sender loop, jobs and scheduler.
 
@@ -74,11 +76,12 @@ def build_outbound(
         outbox,
         build_senders(http),
         targets_from(settings),
-        SlidingWindowLimiter(clock, limit=settings.posts.max_per_minute),
+        SlidingWindowLimiter(clock, sleep, limit=settings.posts.max_per_minute),
         telemetry,
         clock,
         runner_id=holder,
         max_attempts=settings.posts.max_attempts,
+        sleep=sleep,
     )
     jobs = Jobs(settings, engine, outbox, clock, on_queued=sender.wake)
 

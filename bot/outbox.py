@@ -77,6 +77,10 @@ class OutboxSender:
         self._max_attempts = max_attempts
         self._sleep = sleep
         self._wake = asyncio.Event()
+        #: Posts this process has claimed and not finished (the loop and ``drain`` share it).
+        self._inflight: set[int] = set()
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -131,7 +135,10 @@ class OutboxSender:
                 p for p in self._outbox.list("pending", limit=10_000) if ids is None or p.id in ids
             ]
             if not pending:
-                return
+                if not self._inflight:
+                    return
+                await self._settled.wait()  # the background loop is mid-send: let it finish
+                continue
             due = min(p.next_attempt_at for p in pending)
             await self._sleep(max((due - self._clock()).total_seconds(), 0.001))
 
@@ -151,6 +158,16 @@ class OutboxSender:
         await self._limiter.acquire(target.url)
         if not self._outbox.claim(post.id, self._runner_id):
             return False  # another sender took it between our read and our claim
+        self._inflight.add(post.id)
+        self._settled.clear()
+        try:
+            return await self._send_claimed(post, sender, target)
+        finally:
+            self._inflight.discard(post.id)
+            if not self._inflight:
+                self._settled.set()
+
+    async def _send_claimed(self, post: PostRecord, sender: Sender, target: Target) -> bool:
         message = OutboundMessage(post.msg_type, post.title, post.body)  # type: ignore[arg-type]
         try:
             await sender.send(target, message)
