@@ -48,6 +48,7 @@ TEXT: dict[str, dict[str, str]] = {
     "daily_title": {"zh_CN": "{group} 社群日报", "en": "{group}: daily digest"},
     "weekly_title": {"zh_CN": "{group} 社群周报", "en": "{group}: weekly digest"},
     "unit_messages": {"zh_CN": "{n} 条", "en": "{n} msgs"},
+    "unit_message": {"zh_CN": "{n} 条", "en": "{n} msg"},
     "more": {"zh_CN": "…另有 {n} 人未列出", "en": "…and {n} more"},
     "more_lines": {"zh_CN": "…另有 {n} 项未列出", "en": "…and {n} more"},
     "summary": {
@@ -125,11 +126,11 @@ def format_change(metric_id: str, change: Mapping[str, Any]) -> str:
     if metric_id in RATES:
         points = delta * 100
         if points == 0:
-            return "0"
+            return "±0"
         return f"{'↑' if points > 0 else '↓'}{abs(points):.1f}pp"
     pct = change.get("delta_pct")
     if delta == 0:
-        return "0"
+        return "±0"
     arrow = "↑" if delta > 0 else "↓"
     if pct is None:
         return f"{arrow}{format_value(metric_id, abs(delta))}"
@@ -278,7 +279,7 @@ def render_leaderboard(
     for talker in talkers[:top_n]:
         moved = format_rank_change(talker.position, before.get(talker.member), locale)
         place = medals.get(talker.position, f"{talker.position}.")
-        count = text("unit_messages", locale, n=format_people_count(talker.messages, locale))
+        count = _unit(talker.messages, locale)
         name = clean_name(talker.name, talker.member)
         items.append(f"{place} {name} {count} {_colour(moved, _tone(moved), flavour)}")
     hidden = max(len(talkers) - top_n, 0)
@@ -349,8 +350,7 @@ def render_digest(
     if talkers:
         lines += ["", f"**{text('top_talkers', locale, n=len(talkers))}**"]
         lines += [
-            f"{t.position}. {clean_name(t.name, t.member)} "
-            f"{text('unit_messages', locale, n=format_people_count(t.messages, locale))}"
+            f"{t.position}. {clean_name(t.name, t.member)} {_unit(t.messages, locale)}"
             for t in talkers
         ]
     lines += _words_section(document.get("top_words"), locale)
@@ -446,6 +446,11 @@ def _targets_section(
             )
         )
     return ["", f"**{text('targets', locale)}**", *lines] if lines else []
+
+
+def _unit(count: int, locale: Locale) -> str:
+    key = "unit_message" if count == 1 else "unit_messages"
+    return text(key, locale, n=format_people_count(count, locale))
 
 
 def _group_name(document: Mapping[str, Any]) -> str:

@@ -89,7 +89,7 @@ def build_outbound(
         await asyncio.to_thread(jobs.run, job, day_for(job, fire_day))
 
     async def on_lead() -> None:
-        abandoned = await asyncio.to_thread(outbox.abandon_interrupted)
+        abandoned = outbox.abandon_interrupted()  # one quick UPDATE
         if abandoned:
             log.warning("outbox: %d post(s) were interrupted mid-send; marked failed", abandoned)
         await sender.start()

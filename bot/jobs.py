@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -148,7 +148,7 @@ class Jobs:
             result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
             return
         post = render_leaderboard(
-            today.to_json(),
+            _named(today.to_json(), group),
             yesterday.to_json()["message_rank"],
             locale=self._settings.locale,
             flavour=_flavour(resolved.platform),
@@ -193,7 +193,7 @@ class Jobs:
             if value is not None
         ]
         post = render_digest(
-            stats.to_json(),
+            _named(stats.to_json(), group),
             kind=kind,
             locale=self._settings.locale,
             flavour=_flavour(resolved.platform),
@@ -233,6 +233,13 @@ class Jobs:
             result.notes.append(f"{group_key(group)}: {job} for {key} was already queued")
         else:
             result.queued.append(new_id)
+
+
+def _named(document: dict[str, Any], group: GroupSettings) -> dict[str, Any]:
+    """The stats document with the group's configured ``name`` (it wins over the platform's)."""
+    if group.name:
+        document["group"] = {**document.get("group", {}), "name": group.name}
+    return document
 
 
 def _flavour(platform: str) -> Literal["wecom", "dingtalk", "feishu"]:
