@@ -77,6 +77,11 @@ TEXT: dict[str, dict[str, str]] = {
         "zh_CN": "注:此群数据仅来自 @机器人 的消息。",
         "en": "Note: counts only messages that @-mention the bot.",
     },
+    "chart_note": {
+        "zh_CN": "(此平台的机器人不能发图片:每日趋势见 `qunpulse stats --period last-week`)",
+        "en": "(This platform's robot takes no images: see daily trends with "
+        "`qunpulse stats --period last-week`.)",
+    },
     "top_talkers": {"zh_CN": "发言前 {n}", "en": "Top {n} talkers"},
 }
 
@@ -306,6 +311,7 @@ def render_digest(
     failures: Sequence[str] = (),
     top_talkers: int = 5,
     limit: int = MAX_BYTES,
+    chart_note: bool = False,
 ) -> RenderedPost:
     """A daily or weekly digest: every metric in ``document`` with its change.
 
@@ -319,6 +325,7 @@ def render_digest(
         failures: one line per post that failed since the last digest (for operators).
         top_talkers: how many of the period's top talkers to show.
         limit: the byte limit of the body.
+        chart_note: say that the chart is not attached (a platform that takes no images).
     """
     group = _group_name(document)
     title = text(f"{kind}_title", locale, group=group)
@@ -358,6 +365,8 @@ def render_digest(
     lines += _list_section("anomalies", document.get("anomalies"), locale, flavour)
     lines += _segments_section(document.get("segments"), locale)
     lines += _targets_section(document, targets, locale, flavour)
+    if chart_note:
+        lines += ["", _colour(text("chart_note", locale), "muted", flavour)]
     # Failures go last and are the part cut first when the post is too long.
     head, items = lines, []
     if failures:

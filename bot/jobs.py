@@ -10,6 +10,7 @@ leaderboard's day, the daily digest's day, a day of the weekly digest's week (as
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
+from analytics.charts import render_weekly_chart
 from analytics.metrics import ActivityRule
 from analytics.periods import Period, resolve_period
 from analytics.posts import RenderedPost, TargetCheck, render_digest, render_leaderboard
@@ -192,6 +194,7 @@ class Jobs:
             for metric, value in self._settings.targets.model_dump().items()
             if value is not None
         ]
+        takes_images = resolved.platform == "wecom"
         post = render_digest(
             _named(stats.to_json(), group),
             kind=kind,
@@ -199,8 +202,29 @@ class Jobs:
             flavour=_flavour(resolved.platform),
             targets=targets,
             failures=failures,
+            chart_note=kind == "weekly" and not takes_images,
         )
         self._queue(group, job, period, target, resolved.platform, post, result)
+        if kind == "weekly" and takes_images:
+            chart = self._weekly_chart(record, period)
+            image = RenderedPost(post.title, base64.b64encode(chart).decode("ascii"))
+            self._queue(
+                group, "weekly_chart", period, target, resolved.platform, image, result, "image"
+            )
+
+    def _weekly_chart(self, record: GroupRecord, period: Period) -> bytes:
+        """Messages and active members per day of ``period``, as a PNG."""
+        zone = self._settings.zone
+        days = period.dates()
+        per_day = [
+            collect_stats(self._engine, record, resolve_period("day", day, zone), self._rule)
+            for day in days
+        ]
+        return render_weekly_chart(
+            days,
+            [int(s.metrics["messages"].value or 0) for s in per_day],
+            [int(s.metrics["active_members"].value or 0) for s in per_day],
+        )
 
     def _queue(
         self,
@@ -211,6 +235,7 @@ class Jobs:
         platform: str,
         post: RenderedPost,
         result: JobResult,
+        msg_type: str = "markdown",
     ) -> None:
         key = period.first.isoformat()
         if period.last != period.first:
@@ -222,7 +247,7 @@ class Jobs:
                 period_key=key,
                 platform=platform,
                 target=target,
-                msg_type="markdown",
+                msg_type=msg_type,
                 title=post.title,
                 body=post.body,
             ),

@@ -15,6 +15,7 @@ and a group seeing the leaderboard twice is worse than an operator seeing one fa
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
@@ -168,7 +169,10 @@ class OutboxSender:
                 self._settled.set()
 
     async def _send_claimed(self, post: PostRecord, sender: Sender, target: Target) -> bool:
-        message = OutboundMessage(post.msg_type, post.title, post.body)  # type: ignore[arg-type]
+        if post.msg_type == "image":  # stored as base64 text in the outbox
+            message = OutboundMessage("image", post.title, "", base64.b64decode(post.body))
+        else:
+            message = OutboundMessage(post.msg_type, post.title, post.body)  # type: ignore[arg-type]
         try:
             await sender.send(target, message)
         except TransientSendError as error:

@@ -309,3 +309,25 @@ async def test_apscheduler_fires_in_the_configured_zone(world: World) -> None:
     assert weekly is not None
     assert weekly.weekday() == 0
     assert weekly.hour == 10
+
+
+async def test_weekly_digest_carries_a_chart_where_the_platform_takes_images(
+    world: World,
+) -> None:
+    import base64
+    import hashlib
+
+    _, sender, jobs, _, _ = world.process()
+    result = jobs.run("weekly_digest", DAY)
+    assert len(result.queued) == 4  # three digests and one chart (WeCom only)
+    await sender.drain()
+    markdown, image = world.hooks.accepted["wecom"]
+    assert "社群周报" in markdown["markdown"]["content"]
+    png = base64.b64decode(image["image"]["base64"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) <= 2 * 1024 * 1024
+    assert image["image"]["md5"] == hashlib.md5(png).hexdigest()  # noqa: S324 - WeCom checksum
+    # DingTalk and Feishu robots take no image: the digest says where to look instead.
+    assert "不能发图片" in world.hooks.accepted["dingtalk"][0]["markdown"]["text"]
+    feishu = world.hooks.accepted["feishu"][0]["card"]["elements"][0]["content"]
+    assert "不能发图片" in feishu
