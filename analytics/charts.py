@@ -8,7 +8,7 @@ to 2 MB, and this chart is some tens of kilobytes.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 #: WeCom robot ``image``: JPG / PNG up to 2 MB.
@@ -55,3 +55,60 @@ def render_weekly_chart(
     if len(data) > MAX_IMAGE_BYTES:
         raise ChartTooLarge(f"chart is {len(data)} bytes, over the 2 MB limit")
     return data
+
+
+def cjk_font_path() -> str:
+    """The CJK font the install brings (package ``noto-cjk-sans-otc``): no system font assumed.
+
+    The file is a collection; Pillow (and so wordcloud) opens its first face, Noto Sans
+    CJK JP, which holds every simplified Chinese glyph too (in Japanese forms where the
+    regions differ).
+    """
+    import noto_cjk_sans_otc
+
+    return str(noto_cjk_sans_otc.FONT_PATH)
+
+
+def render_word_cloud(words: Mapping[str, int], *, width: int = 800, height: int = 400) -> bytes:
+    """A PNG word cloud of ``words`` (word → count), Chinese included.
+
+    Raises:
+        ValueError: ``words`` has no word with a positive count.
+        ChartTooLarge: the PNG is over :data:`MAX_IMAGE_BYTES`.
+    """
+    frequencies = {word: count for word, count in words.items() if count > 0}
+    if not frequencies:
+        raise ValueError("a word cloud needs at least one word with a positive count")
+    from wordcloud import WordCloud
+
+    cloud = WordCloud(
+        font_path=cjk_font_path(),
+        width=width,
+        height=height,
+        background_color="white",
+        max_words=100,
+        random_state=7,  # the same words give the same picture
+        prefer_horizontal=0.9,
+    ).generate_from_frequencies(frequencies)
+    buffer = io.BytesIO()
+    cloud.to_image().save(buffer, format="PNG", optimize=True)
+    data = buffer.getvalue()
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ChartTooLarge(f"word cloud is {len(data)} bytes, over the 2 MB limit")
+    return data
+
+
+def top_words_counts(value: object) -> dict[str, int]:
+    """Read ``top_words`` from a stats document (``[{"word", "count"}]`` or pairs)."""
+    counts: dict[str, int] = {}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        for item in value:
+            if isinstance(item, Mapping) and "word" in item:
+                word, count = item["word"], item.get("count")
+            elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) >= 2:
+                word, count = item[0], item[1]
+            else:
+                continue
+            if isinstance(word, str) and isinstance(count, int):
+                counts[word] = count
+    return counts

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
-from analytics.charts import render_weekly_chart
+from analytics.charts import render_weekly_chart, render_word_cloud, top_words_counts
 from analytics.metrics import ActivityRule
 from analytics.periods import Period, resolve_period
 from analytics.posts import RenderedPost, TargetCheck, render_digest, render_leaderboard
@@ -205,6 +205,20 @@ class Jobs:
             chart_note=kind == "weekly" and not takes_images,
         )
         self._queue(group, job, period, target, resolved.platform, post, result)
+        words = top_words_counts(stats.to_json().get("top_words"))
+        if takes_images and words:
+            # Present once the text-analysis release adds top_words to the figures.
+            cloud = base64.b64encode(render_word_cloud(words)).decode("ascii")
+            self._queue(
+                group,
+                f"{job}_words",
+                period,
+                target,
+                resolved.platform,
+                RenderedPost(post.title, cloud),
+                result,
+                "image",
+            )
         if kind == "weekly" and takes_images:
             chart = self._weekly_chart(record, period)
             image = RenderedPost(post.title, base64.b64encode(chart).decode("ascii"))

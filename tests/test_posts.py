@@ -126,3 +126,32 @@ def test_a_digest_with_many_failures_is_cut_cleanly() -> None:
     ).body
     assert len(body.encode()) <= MAX_BYTES
     assert re.fullmatch(r"…and \d+ more", body.splitlines()[-1])
+
+
+def test_word_cloud_draws_chinese_with_the_installed_font() -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    from analytics.charts import MAX_IMAGE_BYTES, render_word_cloud, top_words_counts
+
+    words = top_words_counts([{"word": "活动", "count": 30}, ["优惠", 12], ["退款", 5]])
+    assert words == {"活动": 30, "优惠": 12, "退款": 5}
+    png = render_word_cloud(words)
+    assert png.startswith(b"\x89PNG")
+    assert len(png) <= MAX_IMAGE_BYTES
+    image = Image.open(BytesIO(png)).convert("L")
+    histogram = image.histogram()
+    dark = sum(histogram[:200])
+    assert dark > 1000  # glyphs were drawn, not an empty picture
+
+
+def test_weekly_chart_is_a_small_png() -> None:
+    from datetime import date, timedelta
+
+    from analytics.charts import render_weekly_chart
+
+    days = [date(2026, 11, 16) + timedelta(days=n) for n in range(7)]
+    png = render_weekly_chart(days, [5, 9, 0, 12, 3, 40, 7], [2, 3, 0, 5, 1, 9, 3])
+    assert png.startswith(b"\x89PNG")
+    assert 1_000 < len(png) < 300_000
