@@ -331,3 +331,40 @@ async def test_weekly_digest_carries_a_chart_where_the_platform_takes_images(
     assert "不能发图片" in world.hooks.accepted["dingtalk"][0]["markdown"]["text"]
     feishu = world.hooks.accepted["feishu"][0]["card"]["elements"][0]["content"]
     assert "不能发图片" in feishu
+
+
+async def test_serve_posts_on_its_schedule_into_all_three_platforms(
+    tmp_path: Path, database_url: str, platform_api: PlatformAPI
+) -> None:
+    """The real service, real clock: a leaderboard due this minute goes out once per group."""
+    from aiohttp import web
+
+    from bot.app import build_service
+
+    hooks = Webhooks(platform_api, DING_SECRET, FEISHU_SECRET)
+    hooks.install()
+    schedule = '\n[schedule]\nleaderboard = "* * * * *"\n'
+    config = write_config(
+        tmp_path / "qunpulse.toml", database_url, groups_toml(hooks, extra=schedule)
+    )
+    settings = load_settings(config, env={})
+    engine = make_engine(database_url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    EventStore(engine).store(
+        [
+            [message(p, chat, f"{p}-now-{n}", user, now - timedelta(seconds=n))]
+            for p, chat in (("wecom", "wx-g1"), ("dingtalk", "cid-g2"), ("feishu", "oc_g3"))
+            for n, user in enumerate(["a", "b", "b"])
+        ]
+    )
+    engine.dispose()
+    service = build_service(settings, transport=LoopbackOnly())
+    runner = web.AppRunner(service.web_app, access_log=None)
+    await runner.setup()
+    try:
+        await hooks.wait_for(3)  # the start-up catch-up runs this minute's leaderboard
+    finally:
+        await runner.cleanup()
+    assert [len(hooks.accepted[p]) for p in ("wecom", "dingtalk", "feishu")] == [1, 1, 1]
+    assert "成员b 2 条" in hooks.accepted["wecom"][0]["markdown"]["content"]

@@ -8,6 +8,7 @@ answers of the next calls (e.g. one 45009, then success); after that, success.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -34,6 +35,16 @@ class Webhooks:
     accepted: dict[str, list[Any]] = field(
         default_factory=lambda: {"wecom": [], "dingtalk": [], "feishu": []}
     )
+
+    #: Set whenever a platform accepts a post, for tests that wait on a running server.
+    posted: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, count: int, within: float = 20.0) -> None:
+        """Wait until ``count`` posts in all were accepted (fails after ``within`` s)."""
+        async with asyncio.timeout(within):
+            while sum(len(v) for v in self.accepted.values()) < count:
+                self.posted.clear()
+                await self.posted.wait()
 
     def install(self) -> None:
         self.api.route("POST", WECOM_PATH, self._wecom)
@@ -66,6 +77,7 @@ class Webhooks:
             if answer.get("errcode", 0) != 0:
                 return 200, answer
         self.accepted["wecom"].append(body)
+        self.posted.set()
         return 200, {"errcode": 0, "errmsg": "ok"}
 
     def _dingtalk(self, call: Call) -> tuple[int, Any]:
@@ -89,6 +101,7 @@ class Webhooks:
         if body.get("msgtype") == "markdown" and not body["markdown"].get("title"):
             return 200, {"errcode": 40035, "errmsg": "missing title"}
         self.accepted["dingtalk"].append(body)
+        self.posted.set()
         return 200, {"errcode": 0, "errmsg": "ok"}
 
     def _feishu(self, call: Call) -> tuple[int, Any]:
@@ -103,4 +116,5 @@ class Webhooks:
                 "data": {},
             }
         self.accepted["feishu"].append(body)
+        self.posted.set()
         return 200, {"code": 0, "msg": "success", "data": {}}
