@@ -83,10 +83,14 @@ def build_outbound(
         max_attempts=settings.posts.max_attempts,
         sleep=sleep,
     )
-    jobs = Jobs(settings, engine, outbox, clock, on_queued=sender.wake)
+    jobs = Jobs(settings, engine, outbox, clock)
 
     async def run_job(job: str, fire_day: date) -> None:
-        await asyncio.to_thread(jobs.run, job, day_for(job, fire_day))
+        # Jobs read the database in a worker thread; the sender is woken back on the loop
+        # (an asyncio.Event must not be set from another thread).
+        result = await asyncio.to_thread(jobs.run, job, day_for(job, fire_day))
+        if result.queued:
+            sender.wake()
 
     async def on_lead() -> None:
         abandoned = outbox.abandon_interrupted()  # one quick UPDATE
