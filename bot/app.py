@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 from aiohttp import web
@@ -15,9 +15,14 @@ from sqlalchemy import Engine
 from bot.archive import ArchivePuller, archive_lifecycle, archive_pullers
 from bot.events import Event, NoticeEvent
 from bot.ingest import GroupCommitWriter
+from bot.jobs import Jobs, day_for, targets_from
+from bot.outbox import OutboxSender
 from bot.platforms import DingtalkStream, Platform, build_platforms, build_streams
 from bot.platforms.base import Clock
 from bot.replies import build_reply_channels
+from bot.scheduler import JobScheduler, runner_id
+from bot.senders import SlidingWindowLimiter, build_senders
+from bot.senders.ratelimit import Sleep
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
 from config import Settings, redact_url
@@ -25,6 +30,10 @@ from handlers import REGISTRY
 from handlers.dispatcher import Dispatcher
 from storage.db import make_engine, upgrade
 from storage.ingest import EventStore, Stored
+from storage.outbox import JobRuns, Leases, Outbox
+
+#: Every outbound call has a deadline (a stuck platform must not stall a task).
+HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +54,10 @@ class Service:
     web_app: web.Application
     dispatcher: Dispatcher
     http: httpx.AsyncClient
+    outbox: Outbox
+    sender: OutboxSender
+    jobs: Jobs
+    scheduler: JobScheduler
     #: WeCom session-archive pullers by bot id: ``pull_async()`` is the hook for the
     #: ``msgaudit_notify`` event and the scheduler.
     archive_pullers: dict[str, ArchivePuller] = field(default_factory=dict)
@@ -52,8 +65,62 @@ class Service:
     streams: list[DingtalkStream] = field(default_factory=list)
 
 
-#: Every outbound call has a deadline (connect and read), so none can hang a task.
-OUTBOUND_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+def build_outbound(
+    settings: Settings,
+    engine: Engine,
+    telemetry: Telemetry,
+    clock: Clock,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    holder: str | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> tuple[httpx.AsyncClient, Outbox, OutboxSender, Jobs, JobScheduler]:
+    """The outbound half: HTTP client, outbox, sender loop, jobs and scheduler.
+
+    ``serve`` and ``qunpulse run`` both build it here, so they post the same way.
+    """
+    holder = holder or runner_id()
+    http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, transport=transport)
+    outbox = Outbox(engine)
+    telemetry.watch_outbox(lambda: outbox.counts()["pending"])
+    sender = OutboxSender(
+        outbox,
+        build_senders(http),
+        targets_from(settings),
+        SlidingWindowLimiter(clock, sleep, limit=settings.posts.max_per_minute),
+        telemetry,
+        clock,
+        runner_id=holder,
+        max_attempts=settings.posts.max_attempts,
+        sleep=sleep,
+    )
+    jobs = Jobs(settings, engine, outbox, clock)
+
+    async def run_job(job: str, fire_day: date) -> None:
+        # Jobs read the database in a worker thread; the sender is woken back on the loop
+        # (an asyncio.Event must not be set from another thread).
+        result = await asyncio.to_thread(jobs.run, job, day_for(job, fire_day))
+        if result.queued:
+            sender.wake()
+
+    async def on_lead() -> None:
+        abandoned = outbox.abandon_interrupted()  # one quick UPDATE
+        if abandoned:
+            log.warning("outbox: %d post(s) were interrupted mid-send; marked failed", abandoned)
+        await sender.start()
+
+    scheduler = JobScheduler(
+        settings,
+        JobRuns(engine),
+        Leases(engine),
+        run_job,
+        telemetry,
+        clock,
+        holder=holder,
+        on_lead=on_lead,
+        on_lose=sender.stop,
+    )
+    return http, outbox, sender, jobs, scheduler
 
 
 def build_service(
@@ -61,6 +128,7 @@ def build_service(
     *,
     clock: Clock = system_clock,
     http_transport: httpx.AsyncBaseTransport | None = None,
+    run_scheduler: bool = True,
 ) -> Service:
     """Construct the service from settings; migrates the database first.
 
@@ -79,7 +147,9 @@ def build_service(
     upgrade(engine)
     telemetry = Telemetry()
     writer = GroupCommitWriter(EventStore(engine), telemetry)
-    http = httpx.AsyncClient(timeout=OUTBOUND_TIMEOUT, transport=http_transport)
+    http, outbox, sender, jobs, scheduler = build_outbound(
+        settings, engine, telemetry, clock, transport=http_transport
+    )
     dispatcher = Dispatcher(
         registry=REGISTRY,
         engine=engine,
@@ -118,7 +188,11 @@ def build_service(
         await writer.start()
         for stream in streams:
             await stream.start()
+        if run_scheduler:
+            await scheduler.start()
         yield
+        await scheduler.stop()
+        await sender.stop()
         for stream in streams:
             await stream.stop()
         await writer.stop()
@@ -138,6 +212,10 @@ def build_service(
         web_app,
         dispatcher,
         http,
+        outbox,
+        sender,
+        jobs,
+        scheduler,
         archive_pullers=pullers,
         streams=streams,
     )

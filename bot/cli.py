@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from config import ConfigError, Settings, load_settings
@@ -122,6 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     wecom_pull.add_argument(
         "--days", type=int, default=30, choices=range(1, 181), metavar="N", help="1-180, default 30"
     )
+    run = commands.add_parser("run", parents=[config], help="run one scheduled job now")
+    run.add_argument("job", choices=("leaderboard", "daily_digest", "weekly_digest", "alert_scan"))
+    run.add_argument("--group", metavar="CHAT_ID", help="only this group")
+    run.add_argument(
+        "--date",
+        type=_date,
+        help="a day inside the period the post is about (default: today for the "
+        "leaderboard, yesterday for the daily digest, last week for the weekly one)",
+    )
+
+    outbox = commands.add_parser("outbox", help="queued, sent and failed posts")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    listing = outbox_commands.add_parser("list", parents=[config], help="list posts, newest first")
+    listing.add_argument("--state", choices=("pending", "sending", "sent", "failed"))
+    listing.add_argument("--limit", type=int, default=50)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -151,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": _export,
         "roster": _roster,
         "wecom-stats": _wecom_stats,
+        "run": _run,
+        "outbox": _outbox,
     }[args.command]
     try:
         settings = load_settings(args.config)
@@ -164,6 +181,84 @@ def _serve(_args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import serve
 
     serve(settings)
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from bot.app import system_clock
+    from bot.jobs import day_for
+
+    today = datetime.now(settings.zone).date()
+    day = args.date or day_for(args.job, today)
+    if args.job == "weekly_digest" and args.date is None:
+        day = today - timedelta(days=7)
+    if args.group and not any(g.chat_id == args.group for g in settings.groups):
+        raise UsageError(f"--group: no [[groups]] entry with chat_id {args.group!r}")
+    return asyncio.run(_run_job(settings, args.job, day, args.group, system_clock))
+
+
+async def _run_job(
+    settings: Settings, job: str, day: date, chat_id: str | None, clock: Callable[[], datetime]
+) -> int:
+    from bot.app import build_outbound
+    from bot.telemetry import Telemetry
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(settings.storage.url)
+    upgrade(engine)
+    http, outbox, sender, jobs, _scheduler = build_outbound(settings, engine, Telemetry(), clock)
+    try:
+        result = jobs.run(job, day, chat_id)
+        for note in result.notes:
+            print(note, file=sys.stderr)
+        # Deliver what this run queued now; posts queued earlier belong to `serve`.
+        await sender.drain(result.queued)
+        failed = 0
+        for post_id in result.queued:
+            post = next(p for p in outbox.list(limit=10_000) if p.id == post_id)
+            print(f"{post.job} {post.group_key} {post.period_key}: {post.state}")
+            if post.state == "failed":
+                print(f"  {post.error}", file=sys.stderr)
+                failed += 1
+        print(f"{job}: {len(result.queued)} post(s) queued, {result.existing} already queued")
+        return 1 if failed else 0
+    finally:
+        await http.aclose()
+        engine.dispose()
+
+
+def _outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from storage.db import make_engine, upgrade
+    from storage.outbox import Outbox
+
+    engine = make_engine(settings.storage.url)
+    upgrade(engine)
+    outbox = Outbox(engine)
+    posts = outbox.list(args.state, limit=args.limit)
+    counts = outbox.counts()
+    engine.dispose()
+    table = Table("id", "state", "job", "group", "period", "attempts", "when", "error")
+    zone = settings.zone
+    for post in posts:
+        when = post.sent_at or post.next_attempt_at
+        table.add_row(
+            str(post.id),
+            post.state,
+            post.job,
+            post.group_key,
+            post.period_key,
+            str(post.attempts),
+            when.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            post.error or "",
+        )
+    console = Console(width=160)
+    console.print(table)
+    console.print(", ".join(f"{state}: {count}" for state, count in counts.items()))
     return 0
 
 

@@ -6,7 +6,9 @@ their counts. Labels carry platform and kind names only, never personal data.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -67,6 +69,35 @@ class Telemetry:
         )
         for what in ("message_text", "membership_events", "alerts"):
             self.retention_expired.labels(what)
+        self.posts_sent = Counter(
+            "qunpulse_posts_sent",
+            "Outbox posts the platform accepted, by platform and job.",
+            ["platform", "job"],
+            registry=self.registry,
+        )
+        self.posts_failed = Counter(
+            "qunpulse_posts_failed",
+            "Outbox posts marked failed (permanent error or attempts exhausted).",
+            ["platform", "job"],
+            registry=self.registry,
+        )
+        self.posts_retried = Counter(
+            "qunpulse_posts_retried",
+            "Post attempts put back for later (rate limit, 5xx, timeout).",
+            ["platform", "job"],
+            registry=self.registry,
+        )
+        self.job_runs = Counter(
+            "qunpulse_job_runs",
+            "Scheduled job runs, by job and outcome (done, failed).",
+            ["job", "status"],
+            registry=self.registry,
+        )
+        self.outbox_queue_depth = Gauge(
+            "qunpulse_outbox_queue_depth",
+            "Posts waiting in the outbox (pending), read from the database at scrape time.",
+            registry=self.registry,
+        )
 
     def record_retention(self, messages_blanked: int, memberships: int, alerts: int) -> None:
         """Count one retention run and what it expired."""
@@ -74,6 +105,10 @@ class Telemetry:
         self.retention_expired.labels("message_text").inc(messages_blanked)
         self.retention_expired.labels("membership_events").inc(memberships)
         self.retention_expired.labels("alerts").inc(alerts)
+
+    def watch_outbox(self, pending: Callable[[], int]) -> None:
+        """Report the outbox queue depth by calling ``pending`` at every scrape."""
+        self.outbox_queue_depth.set_function(pending)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -194,6 +194,33 @@ class ScheduleSettings(_Section):
     daily_digest: str = "30 9 * * *"
     weekly_digest: str = "0 10 * * MON"
     alert_scan: str = "*/5 * * * *"
+    #: A run missed while qunpulse was down is made up on start if at most this old.
+    grace_hours: float = Field(default=6.0, ge=0.0)
+    #: How long the scheduler lease lasts; another process takes over after it expires.
+    lease_seconds: int = Field(default=30, ge=5, le=60)
+
+    @field_validator("leaderboard", "daily_digest", "weekly_digest", "alert_scan")
+    @classmethod
+    def _valid_cron(cls, expression: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(expression)
+        except ValueError as error:
+            raise ValueError(
+                f'not a cron expression ({error}); use five fields such as "0 21 * * *"'
+            ) from None
+        return expression
+
+
+class PostsSettings(_Section):
+    """Scheduled posts: how long the leaderboard is and how the outbox delivers."""
+
+    leaderboard_top_n: int = Field(default=10, ge=1, le=200)
+    #: Per robot webhook (WeCom, DingTalk and Feishu all allow 20 a minute).
+    max_per_minute: int = Field(default=20, ge=1, le=20)
+    #: Attempts on rate limits and transient errors before a post is marked failed.
+    max_attempts: int = Field(default=8, ge=1)
 
 
 class AlertsSettings(_Section):
@@ -272,6 +299,7 @@ class Settings(_Section):
     #: as operators of that group for chat commands.
     operators_include_admins: bool = False
     schedule: ScheduleSettings = ScheduleSettings()
+    posts: PostsSettings = PostsSettings()
     alerts: AlertsSettings = AlertsSettings()
     activity: ActivitySettings = ActivitySettings()
     targets: TargetsSettings = TargetsSettings()

@@ -315,3 +315,64 @@ class WecomGroupDailyStat(SQLModel, table=True):
     msg_total: int = 0
     migrate_trainee_chat_cnt: int = 0
     fetched_at: datetime = utc_column()
+
+
+class OutboxPost(SQLModel, table=True):
+    """A post to deliver: written first, sent by the outbox sender, never twice.
+
+    The unique key (group, job, period) makes a second run of a job for the same period
+    create nothing. ``state`` is ``pending``, ``sending`` (claimed by one sender right
+    before its POST), ``sent`` or ``failed`` (``error`` says why, as the platform said it).
+    """
+
+    __tablename__ = "outbox_post"
+    __table_args__ = (
+        UniqueConstraint("group_key", "job", "period_key", name="uq_outbox_group_job_period"),
+        Index("ix_outbox_state_due", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: ``platform:chat_id`` of the group the post is about (or ``operators:...``).
+    group_key: str = Field(max_length=160)
+    job: str = Field(max_length=64)
+    period_key: str = Field(max_length=64)
+    platform: str = Field(max_length=16)
+    #: Where it goes: the config key naming the webhook, e.g. ``groups[0].webhook``.
+    target: str = Field(max_length=128)
+    msg_type: str = Field(max_length=16)
+    title: str = Field(max_length=256)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = utc_column()
+    next_attempt_at: datetime = utc_column()
+    sent_at: datetime | None = utc_column(nullable=True)
+    claimed_by: str | None = Field(default=None, max_length=64)
+
+
+class JobRun(SQLModel, table=True):
+    """One scheduled fire of a job: the unique key makes a made-up run happen once."""
+
+    __tablename__ = "job_run"
+    __table_args__ = (UniqueConstraint("job", "scheduled_for", name="uq_job_run_job_time"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=64)
+    scheduled_for: datetime = utc_column()
+    started_at: datetime = utc_column()
+    finished_at: datetime | None = utc_column(nullable=True)
+    #: ``running``, ``done`` or ``failed``.
+    status: str = Field(default="running", max_length=16)
+    runner: str = Field(max_length=64)
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Who runs the scheduled jobs: one row per lease name, held until ``expires_at``."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=64)
+    expires_at: datetime = utc_column()

@@ -1,0 +1,296 @@
+"""The scheduled jobs: figures from storage, text from analytics, posts into the outbox.
+
+A job never sends anything itself: it writes posts keyed by (group, job, period) to the
+outbox, where a second run for the same key creates nothing, and wakes the sender.
+
+Every job takes ``day``, a local date *inside the period the post is about*: the
+leaderboard's day, the daily digest's day, a day of the weekly digest's week (as
+``qunpulse stats --date`` does). The scheduler passes the day before a digest's run.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine
+
+from analytics.charts import render_weekly_chart, render_word_cloud, top_words_counts
+from analytics.metrics import ActivityRule
+from analytics.periods import Period, resolve_period
+from analytics.posts import RenderedPost, TargetCheck, render_digest, render_leaderboard
+from bot.platforms.base import Clock
+from bot.senders import Target
+from config import Settings
+from config.settings import GroupSettings
+from handlers.stats import collect_stats
+from storage.outbox import NewPost, Outbox
+from storage.queries import GroupRecord, find_group
+
+log = logging.getLogger(__name__)
+
+JobName = Literal["leaderboard", "daily_digest", "weekly_digest", "alert_scan"]
+JOBS: tuple[JobName, ...] = ("leaderboard", "daily_digest", "weekly_digest", "alert_scan")
+
+ALERTS_TARGET = "alerts.webhook"
+
+
+@dataclass
+class JobResult:
+    """What one run did: posts queued, posts that already existed, groups skipped."""
+
+    job: str
+    queued: list[int] = field(default_factory=list)
+    existing: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def group_key(group: GroupSettings) -> str:
+    return f"{group.platform}:{group.chat_id}"
+
+
+def targets_from(settings: Settings) -> Callable[[str], Target | None]:
+    """Resolve an outbox target name (``group:PLATFORM:CHAT_ID`` or ``alerts.webhook``)."""
+    by_name: dict[str, Target] = {}
+    for index, group in enumerate(settings.groups):
+        if group.webhook is not None:
+            by_name[f"group:{group_key(group)}"] = Target(
+                group.platform,
+                f"groups[{index}].webhook",
+                group.webhook.get_secret_value(),
+                group.secret.get_secret_value() if group.secret else None,
+            )
+    if settings.alerts.webhook is not None and settings.alerts.webhook.get_secret_value():
+        url = settings.alerts.webhook.get_secret_value()
+        platform = webhook_platform(url)
+        if platform is not None:
+            by_name[ALERTS_TARGET] = Target(platform, ALERTS_TARGET, url)
+    return by_name.get
+
+
+def webhook_platform(url: str) -> str | None:
+    """Which platform a robot webhook URL belongs to, from its path."""
+    path = urlsplit(url).path
+    if path.endswith("/cgi-bin/webhook/send"):
+        return "wecom"
+    if path.endswith("/robot/send"):
+        return "dingtalk"
+    if "/open-apis/bot/v2/hook/" in path:
+        return "feishu"
+    return None
+
+
+class Jobs:
+    """Runs jobs against the database and the outbox."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        outbox: Outbox,
+        clock: Clock,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._outbox = outbox
+        self._clock = clock
+        self._on_queued = on_queued
+        self._resolve = targets_from(settings)
+        self._rule = ActivityRule(settings.activity.min_messages, settings.activity.min_active_days)
+
+    def run(self, job: str, day: date, chat_id: str | None = None) -> JobResult:
+        """Run ``job`` for the period containing ``day`` (optionally one group only).
+
+        Raises:
+            ValueError: ``job`` is not a known job name.
+        """
+        if job not in JOBS:
+            raise ValueError(f"unknown job {job!r}; jobs are {', '.join(JOBS)}")
+        result = JobResult(job)
+        if job == "alert_scan":
+            # The alerts release fills this job; until then it does nothing at all.
+            result.notes.append("alert_scan does nothing yet (the alerts release fills it)")
+            return result
+        groups = [g for g in self._settings.groups if chat_id in (None, g.chat_id)]
+        if chat_id is not None and not groups:
+            result.notes.append(f"no [[groups]] entry with chat_id {chat_id!r}")
+        for group in groups:
+            record = find_group(self._engine, group.chat_id, group.platform)
+            if record is None:
+                result.notes.append(f"{group_key(group)}: no data yet, skipped")
+                continue
+            if job == "leaderboard":
+                self._leaderboard(group, record, day, result)
+            else:
+                self._digest(group, record, day, job, result)
+        if result.queued:
+            self._on_queued()
+        return result
+
+    def _leaderboard(
+        self, group: GroupSettings, record: GroupRecord, day: date, result: JobResult
+    ) -> None:
+        zone = self._settings.zone
+        today = collect_stats(self._engine, record, resolve_period("day", day, zone), self._rule)
+        if not today.metrics["messages"].value:
+            result.notes.append(f"{group_key(group)}: no messages on {day}, no leaderboard")
+            return
+        yesterday = collect_stats(
+            self._engine, record, resolve_period("yesterday", day, zone), self._rule
+        )
+        target = f"group:{group_key(group)}"
+        resolved = self._resolve(target)
+        if resolved is None:
+            result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
+            return
+        post = render_leaderboard(
+            _named(today.to_json(), group),
+            yesterday.to_json()["message_rank"],
+            locale=self._settings.locale,
+            flavour=_flavour(resolved.platform),
+            top_n=self._settings.posts.leaderboard_top_n,
+        )
+        self._queue(group, "leaderboard", today.period, target, resolved.platform, post, result)
+
+    def _digest(
+        self, group: GroupSettings, record: GroupRecord, day: date, job: str, result: JobResult
+    ) -> None:
+        zone = self._settings.zone
+        kind: Literal["daily", "weekly"] = "daily" if job == "daily_digest" else "weekly"
+        period = resolve_period("day" if kind == "daily" else "week", day, zone)
+        if group.digest_to == "operators":
+            target = ALERTS_TARGET
+            resolved = self._resolve(target)
+            if resolved is None:
+                # Private messages to operators come with the alerts release; until then an
+                # operators-only digest needs [alerts].webhook (an operators' group).
+                result.notes.append(
+                    f'{group_key(group)}: digest_to = "operators" needs [alerts].webhook '
+                    "(private delivery to operators is not built yet); skipped"
+                )
+                log.warning("%s", result.notes[-1])
+                return
+        else:
+            target = f"group:{group_key(group)}"
+            resolved = self._resolve(target)
+            if resolved is None:
+                result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
+                return
+        stats = collect_stats(self._engine, record, period, self._rule)
+        failures = [
+            f"{p.job} {p.period_key}: {p.error}"
+            for p in self._outbox.failed_since(
+                period.start_utc - timedelta(days=1), group_key(group)
+            )
+        ]
+        targets = [
+            TargetCheck(metric, value)
+            for metric, value in self._settings.targets.model_dump().items()
+            if value is not None
+        ]
+        takes_images = resolved.platform == "wecom"
+        post = render_digest(
+            _named(stats.to_json(), group),
+            kind=kind,
+            locale=self._settings.locale,
+            flavour=_flavour(resolved.platform),
+            targets=targets,
+            failures=failures,
+            chart_note=kind == "weekly" and not takes_images,
+        )
+        self._queue(group, job, period, target, resolved.platform, post, result)
+        words = top_words_counts(stats.to_json().get("top_words"))
+        if takes_images and words:
+            # Present once the text-analysis release adds top_words to the figures.
+            cloud = base64.b64encode(render_word_cloud(words)).decode("ascii")
+            self._queue(
+                group,
+                f"{job}_words",
+                period,
+                target,
+                resolved.platform,
+                RenderedPost(post.title, cloud),
+                result,
+                "image",
+            )
+        if kind == "weekly" and takes_images:
+            chart = self._weekly_chart(record, period)
+            image = RenderedPost(post.title, base64.b64encode(chart).decode("ascii"))
+            self._queue(
+                group, "weekly_chart", period, target, resolved.platform, image, result, "image"
+            )
+
+    def _weekly_chart(self, record: GroupRecord, period: Period) -> bytes:
+        """Messages and active members per day of ``period``, as a PNG."""
+        zone = self._settings.zone
+        days = period.dates()
+        per_day = [
+            collect_stats(self._engine, record, resolve_period("day", day, zone), self._rule)
+            for day in days
+        ]
+        return render_weekly_chart(
+            days,
+            [int(s.metrics["messages"].value or 0) for s in per_day],
+            [int(s.metrics["active_members"].value or 0) for s in per_day],
+        )
+
+    def _queue(
+        self,
+        group: GroupSettings,
+        job: str,
+        period: Period,
+        target: str,
+        platform: str,
+        post: RenderedPost,
+        result: JobResult,
+        msg_type: str = "markdown",
+    ) -> None:
+        key = period.first.isoformat()
+        if period.last != period.first:
+            key = f"{key}~{period.last.isoformat()}"
+        new_id = self._outbox.add(
+            NewPost(
+                group_key=group_key(group),
+                job=job,
+                period_key=key,
+                platform=platform,
+                target=target,
+                msg_type=msg_type,
+                title=post.title,
+                body=post.body,
+            ),
+            self._clock(),
+        )
+        if new_id is None:
+            result.existing += 1
+            result.notes.append(f"{group_key(group)}: {job} for {key} was already queued")
+        else:
+            result.queued.append(new_id)
+
+
+def _named(document: dict[str, Any], group: GroupSettings) -> dict[str, Any]:
+    """The stats document with the group's configured ``name`` (it wins over the platform's)."""
+    if group.name:
+        document["group"] = {**document.get("group", {}), "name": group.name}
+    return document
+
+
+def _flavour(platform: str) -> Literal["wecom", "dingtalk", "feishu"]:
+    if platform == "wecom":
+        return "wecom"
+    if platform == "dingtalk":
+        return "dingtalk"
+    return "feishu"
+
+
+def day_for(job: str, fire_day: date) -> date:
+    """The day inside the period a scheduled run is about (digests: the day before)."""
+    if job in ("daily_digest", "weekly_digest"):
+        return fire_day - timedelta(days=1)
+    return fire_day

@@ -1,0 +1,207 @@
+"""The outbox sender: delivers queued posts once, within every platform's limits.
+
+Jobs write posts to the ``outbox_post`` table (:mod:`storage.outbox`); this loop sends
+them. Each post is *claimed* (``pending`` → ``sending``, one conditional UPDATE) right
+before its POST, so two senders can never both post it. After the POST it becomes
+``sent``, or ``pending`` again with a later due time (rate limit, 5xx, timeout; back-off
+doubling from 5 s up to 10 min), or ``failed`` with the platform's answer (permanent
+error, or ``posts.max_attempts`` used up), logged once.
+
+A restart resumes every ``pending`` post. A post left in ``sending`` by a process that
+died mid-POST is marked failed rather than sent again: webhooks take no idempotency key,
+and a group seeing the leaderboard twice is worse than an operator seeing one failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from bot.platforms.base import Clock
+from bot.senders import (
+    OutboundMessage,
+    PermanentSendError,
+    Sender,
+    SlidingWindowLimiter,
+    Target,
+    TransientSendError,
+)
+from bot.senders.ratelimit import Sleep
+from bot.telemetry import Telemetry
+from storage.outbox import Outbox, PostRecord
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF = timedelta(seconds=5)
+MAX_BACKOFF = timedelta(minutes=10)
+#: DingTalk throttles a robot for 10 minutes after 130101: waiting less only fails again.
+DINGTALK_THROTTLE = timedelta(minutes=10)
+#: How often the loop looks at the table even without a wake-up (another process's posts).
+IDLE_POLL = timedelta(seconds=30)
+
+TargetResolver = Callable[[str], Target | None]
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed attempt: 5 s, 10 s, 20 s … at most 10 min."""
+    wait: timedelta = FIRST_BACKOFF * (2 ** max(attempts - 1, 0))
+    return min(wait, MAX_BACKOFF)
+
+
+class OutboxSender:
+    """Sends due posts; ``start()`` runs it in the background until ``stop()``."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        senders: dict[str, Sender],
+        resolve: TargetResolver,
+        limiter: SlidingWindowLimiter,
+        telemetry: Telemetry,
+        clock: Clock,
+        *,
+        runner_id: str,
+        max_attempts: int = 8,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._outbox = outbox
+        self._senders = senders
+        self._resolve = resolve
+        self._limiter = limiter
+        self._telemetry = telemetry
+        self._clock = clock
+        self._runner_id = runner_id
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+        self._wake = asyncio.Event()
+        #: Posts this process has claimed and not finished (the loop and ``drain`` share it).
+        self._inflight: set[int] = set()
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """New posts were queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="outbox-sender")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            wait = IDLE_POLL
+            try:
+                await self.deliver_due()
+                due = self._outbox.next_due_at()
+                if due is not None:
+                    wait = min(max(due - self._clock(), timedelta(0)), IDLE_POLL)
+            except Exception:  # the loop must survive a database hiccup
+                log.exception("outbox sender: a pass failed; trying again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait.total_seconds())
+
+    async def deliver_due(self, ids: Sequence[int] | None = None) -> int:
+        """Send every post due now (only ``ids`` if given); return how many were sent."""
+        sent = 0
+        for post in self._outbox.due(self._clock(), ids=ids):
+            if await self._deliver(post):
+                sent += 1
+        return sent
+
+    async def drain(self, ids: Sequence[int] | None = None) -> None:
+        """Deliver until nothing (of ``ids``) is pending, waiting out back-offs with ``sleep``.
+
+        ``qunpulse run`` uses this for its own posts; tests use it with a fake clock.
+        """
+        while True:
+            await self.deliver_due(ids)
+            pending = [
+                p for p in self._outbox.list("pending", limit=10_000) if ids is None or p.id in ids
+            ]
+            if not pending:
+                if not self._inflight:
+                    return
+                await self._settled.wait()  # the background loop is mid-send: let it finish
+                continue
+            due = min(p.next_attempt_at for p in pending)
+            await self._sleep(max((due - self._clock()).total_seconds(), 0.001))
+
+    async def _deliver(self, post: PostRecord) -> bool:
+        target = self._resolve(post.target)
+        if target is None:
+            self._fail(
+                post,
+                f"{post.target}: no such target in the config any more "
+                "(the group or [alerts].webhook was removed); not sent",
+            )
+            return False
+        sender = self._senders.get(target.platform)
+        if sender is None:
+            self._fail(post, f"{post.target}: no sender for platform {target.platform!r}")
+            return False
+        await self._limiter.acquire(target.url)
+        if not self._outbox.claim(post.id, self._runner_id):
+            return False  # another sender took it between our read and our claim
+        self._inflight.add(post.id)
+        self._settled.clear()
+        try:
+            return await self._send_claimed(post, sender, target)
+        finally:
+            self._inflight.discard(post.id)
+            if not self._inflight:
+                self._settled.set()
+
+    async def _send_claimed(self, post: PostRecord, sender: Sender, target: Target) -> bool:
+        if post.msg_type == "image":  # stored as base64 text in the outbox
+            message = OutboundMessage("image", post.title, "", base64.b64decode(post.body))
+        else:
+            message = OutboundMessage(post.msg_type, post.title, post.body)  # type: ignore[arg-type]
+        try:
+            await sender.send(target, message)
+        except TransientSendError as error:
+            attempts = post.attempts + 1
+            if attempts >= self._max_attempts:
+                self._fail(post, f"{error} (gave up after {attempts} attempts)")
+                return False
+            wait = backoff(attempts)
+            if target.platform == "dingtalk" and "130101" in str(error):
+                wait = max(wait, DINGTALK_THROTTLE)
+            self._outbox.retry_later(post.id, str(error), self._clock() + wait)
+            self._telemetry.posts_retried.labels(post.platform, post.job).inc()
+            log.info("outbox post %d: %s; retrying in %s", post.id, error, wait)
+            return False
+        except PermanentSendError as error:
+            self._fail(post, str(error))
+            return False
+        except Exception as error:  # a bug must not leave the post in "sending" forever
+            self._fail(post, f"unexpected {type(error).__name__} while sending")
+            raise
+        self._outbox.mark_sent(post.id, self._clock())
+        self._telemetry.posts_sent.labels(post.platform, post.job).inc()
+        log.info(
+            "outbox post %d (%s %s %s) sent", post.id, post.job, post.group_key, post.period_key
+        )
+        return True
+
+    def _fail(self, post: PostRecord, reason: str) -> None:
+        self._outbox.mark_failed(post.id, reason)
+        self._telemetry.posts_failed.labels(post.platform, post.job).inc()
+        # Logged here once; operators read it again in their next digest.
+        log.warning("outbox post %d (%s %s) failed: %s", post.id, post.job, post.group_key, reason)

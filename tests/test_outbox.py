@@ -1,0 +1,370 @@
+"""Scheduled posts end to end: jobs → outbox → senders → platform webhook doubles.
+
+Every test runs on SQLite and PostgreSQL, posts over real HTTP to the PlatformAPI double
+(DingTalk and Feishu doubles check the signature), and moves time with a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, update
+
+from bot.app import build_outbound
+from bot.events import Chat, ChatId, MessageEvent, Person, UserId
+from bot.jobs import Jobs
+from bot.outbox import OutboxSender
+from bot.scheduler import JobScheduler
+from bot.telemetry import Telemetry
+from config import Settings, load_settings
+from storage.db import make_engine, upgrade
+from storage.ingest import EventStore
+from storage.models import Member
+from storage.outbox import JobRuns, NewPost, Outbox
+from tests.conftest import write_config
+from tests.doubles.api import LoopbackOnly, PlatformAPI
+from tests.doubles.clock import FakeClock
+from tests.doubles.webhooks import Webhooks
+
+DAY = date(2026, 11, 24)
+#: 21:00 in Shanghai on DAY: the leaderboard's default time.
+AT_2100 = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
+DING_SECRET = "SECtest-dingtalk-robot-secret"
+FEISHU_SECRET = "test-feishu-bot-secret"
+
+
+def message(platform: str, chat: str, msg_id: str, user: str, at: datetime) -> MessageEvent:
+    return MessageEvent(
+        platform=platform,  # type: ignore[arg-type]
+        bot_id="b",
+        message_id=msg_id,
+        chat=Chat(ChatId(chat), "group", name=f"{platform} 群"),
+        sender=Person(UserId(user), f"成员{user}"),
+        msg_type="text",
+        text="今天的活动很好",
+        sent_at=at,
+        source="full",
+    )
+
+
+def seed(engine: Engine) -> None:
+    """Messages on DAY (and the day before) in one group per platform."""
+    events = []
+    for platform, chat in (("wecom", "wx-g1"), ("dingtalk", "cid-g2"), ("feishu", "oc_g3")):
+        for n, user in enumerate(["a", "b", "b", "c", "c", "c", "hidden", "hidden", "hidden"]):
+            at = AT_2100 - timedelta(hours=3, minutes=n)
+            events.append([message(platform, chat, f"{platform}-{n}", user, at)])
+        for n, user in enumerate(["a", "a", "b"]):
+            at = AT_2100 - timedelta(days=1, hours=3, minutes=n)
+            events.append([message(platform, chat, f"{platform}-y{n}", user, at)])
+    EventStore(engine).store(events)
+    with engine.begin() as connection:
+        connection.execute(
+            update(Member.__table__)
+            .where(Member.__table__.c.user_id == "hidden")
+            .values(opted_out=True)  # type: ignore[attr-defined]
+        )
+
+
+@dataclass
+class World:
+    settings: Settings
+    engine: Engine
+    hooks: Webhooks
+    clock: FakeClock
+    closers: list[Any]
+
+    def process(
+        self, holder: str = "p1"
+    ) -> tuple[Outbox, OutboxSender, Jobs, JobScheduler, Telemetry]:
+        """One qunpulse process (its own engine and HTTP client) on the shared database."""
+        engine = make_engine(self.settings.storage.url)
+        telemetry = Telemetry()
+        http, outbox, sender, jobs, scheduler = build_outbound(
+            self.settings,
+            engine,
+            telemetry,
+            self.clock,
+            transport=LoopbackOnly(),
+            holder=holder,
+            sleep=self.clock.sleep,
+        )
+        self.closers.append((http, engine, sender, scheduler))
+        return outbox, sender, jobs, scheduler, telemetry
+
+
+def groups_toml(hooks: Webhooks, *, wecom_url: str | None = None, extra: str = "") -> str:
+    return f"""
+[[groups]]
+platform = "wecom"
+chat_id = "wx-g1"
+name = "VIP 用户群"
+webhook = "{wecom_url or hooks.wecom_url}"
+operators = ["zhangsan"]
+
+[[groups]]
+platform = "dingtalk"
+chat_id = "cid-g2"
+webhook = "{hooks.dingtalk_url}"
+secret = "{DING_SECRET}"
+
+[[groups]]
+platform = "feishu"
+chat_id = "oc_g3"
+webhook = "{hooks.feishu_url}"
+secret = "{FEISHU_SECRET}"
+{extra}
+"""
+
+
+async def make_world(tmp_path: Path, database_url: str, api: PlatformAPI, **kwargs: Any) -> World:
+    hooks = Webhooks(api, DING_SECRET, FEISHU_SECRET)
+    hooks.install()
+    config = write_config(tmp_path / "qunpulse.toml", database_url, groups_toml(hooks, **kwargs))
+    settings = load_settings(config, env={})
+    engine = make_engine(database_url)
+    upgrade(engine)
+    seed(engine)
+    return World(settings, engine, hooks, FakeClock(AT_2100), [])
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path, database_url: str, platform_api: PlatformAPI
+) -> AsyncIterator[World]:
+    w = await make_world(tmp_path, database_url, platform_api)
+    yield w
+    await close(w)
+
+
+async def close(w: World) -> None:
+    for http, engine, sender, scheduler in w.closers:
+        await scheduler.stop()
+        await sender.stop()
+        await http.aclose()
+        engine.dispose()
+    w.engine.dispose()
+
+
+async def test_a_job_run_twice_posts_once(world: World) -> None:
+    outbox, sender, jobs, _, telemetry = world.process()
+    first = jobs.run("leaderboard", DAY)
+    second = jobs.run("leaderboard", DAY)
+    assert len(first.queued) == 3
+    assert second.queued == []
+    assert second.existing == 3
+    await sender.drain()
+    await sender.drain()
+    assert [len(world.hooks.accepted[p]) for p in ("wecom", "dingtalk", "feishu")] == [1, 1, 1]
+    wecom = world.hooks.accepted["wecom"][0]["markdown"]["content"]
+    assert "成员c" in wecom
+    assert "3 条" in wecom
+    assert "成员hidden" not in wecom  # opted out: never in a public post
+    ding = world.hooks.accepted["dingtalk"][0]
+    assert ding["markdown"]["title"]
+    assert "成员c" in ding["markdown"]["text"]
+    assert "成员c" in world.hooks.accepted["feishu"][0]["card"]["elements"][0]["content"]
+    metrics = telemetry.render().decode()
+    assert 'qunpulse_posts_sent_total{job="leaderboard",platform="wecom"} 1.0' in metrics
+    assert "qunpulse_outbox_queue_depth 0.0" in metrics
+    assert outbox.counts()["sent"] == 3
+
+
+async def test_a_post_written_before_a_crash_is_sent_once_after_restart(world: World) -> None:
+    _outbox, _sender, jobs, _, _ = world.process("dies")
+    queued = jobs.run("leaderboard", DAY, "wx-g1").queued
+    assert len(queued) == 1
+    # The process dies here: the post is committed, the sender never ran.
+    assert world.hooks.accepted["wecom"] == []
+    outbox2, sender2, _, scheduler2, _ = world.process("restarted")
+    assert await scheduler2.tick()  # leads: starts the sender loop, makes up nothing sent
+    await sender2.drain()  # races the background loop on purpose: the claim decides
+    assert len(world.hooks.accepted["wecom"]) == 1
+    # The 21:00 fire is due now, so the restart also made up the other two groups' posts;
+    # the WeCom group's post existed already and was not queued again.
+    assert outbox2.counts() == {"pending": 0, "sending": 0, "sent": 3, "failed": 0}
+
+
+async def test_rate_limit_45009_is_retried_then_succeeds(world: World) -> None:
+    world.hooks.wecom_script.append({"errcode": 45009, "errmsg": "api freq out of limit"})
+    outbox, sender, jobs, _, _ = world.process()
+    [post_id] = jobs.run("leaderboard", DAY, "wx-g1").queued
+    await sender.drain([post_id])
+    calls = world.hooks.api.calls_to("/cgi-bin/webhook/send")
+    assert len(calls) == 2
+    assert len(world.hooks.accepted["wecom"]) == 1
+    [post] = outbox.list("sent")
+    assert post.attempts == 2
+    assert world.clock.slept >= 5  # backed off before the retry
+
+
+async def test_93000_is_not_retried_marked_failed_and_told_to_operators(
+    tmp_path: Path, database_url: str, platform_api: PlatformAPI
+) -> None:
+    hooks_probe = f"{platform_api.base_url}/cgi-bin/webhook/send"
+    w = await make_world(
+        tmp_path,
+        database_url,
+        platform_api,
+        wecom_url=f"{hooks_probe}?key=removed-robot",
+        extra=f'\n[alerts]\nwebhook = "{hooks_probe}?key=test-key"\n',
+    )
+    try:
+        outbox, sender, jobs, _, telemetry = w.process()
+        [post_id] = jobs.run("leaderboard", DAY, "wx-g1").queued
+        await sender.drain([post_id])
+        assert len(platform_api.calls_to("/cgi-bin/webhook/send")) == 1  # no retry
+        [failed] = outbox.list("failed")
+        assert "93000" in (failed.error or "")
+        assert "groups[0].webhook" in (failed.error or "")
+        assert "removed-robot" not in (failed.error or "")  # the webhook key is a secret
+        assert 'qunpulse_posts_failed_total{job="leaderboard",platform="wecom"} 1.0' in (
+            telemetry.render().decode()
+        )
+        # The next digest to the operators names the failure.
+        settings = w.settings.model_copy(
+            update={"groups": (w.settings.groups[0].model_copy(update={"digest_to": "operators"}),)}
+        )
+        jobs2 = Jobs(settings, w.engine, outbox, w.clock)
+        [digest_id] = jobs2.run("daily_digest", DAY, "wx-g1").queued
+        await sender.drain([digest_id])
+        [body] = [b["markdown"]["content"] for b in w.hooks.accepted["wecom"]]
+        assert "93000" in body
+        assert "leaderboard" in body
+    finally:
+        await close(w)
+
+
+async def test_thirty_posts_to_one_robot_take_at_least_a_minute(world: World) -> None:
+    outbox, sender, _, _, _ = world.process()
+    for n in range(30):
+        outbox.add(
+            NewPost(
+                "wecom:wx-g1", "test", f"p{n}", "wecom", "group:wecom:wx-g1", "text", "t", f"#{n}"
+            ),
+            world.clock(),
+        )
+    start = world.clock()
+    await sender.drain()
+    assert len(world.hooks.accepted["wecom"]) == 30
+    assert world.clock() - start >= timedelta(minutes=1)
+
+
+async def test_a_missed_2100_run_is_made_up_on_start_once(world: World) -> None:
+    world.clock.current = AT_2100 + timedelta(hours=1, minutes=30)  # started at 22:30
+    _outbox, sender, _, scheduler, _ = world.process("late")
+    assert await scheduler.tick()
+    await sender.drain()
+    assert len(world.hooks.accepted["wecom"]) == 1
+    runs = JobRuns(world.engine)
+    assert runs.exists("leaderboard", AT_2100)
+    # Restarted again: the run is recorded, nothing is made up twice.
+    _, sender2, _, scheduler2, _ = world.process("later")
+    await scheduler.stop()
+    assert await scheduler2.tick()
+    await sender2.drain()
+    assert len(world.hooks.accepted["wecom"]) == 1
+    assert runs.count("leaderboard") == 1
+
+
+async def test_a_run_older_than_the_grace_is_not_made_up(world: World) -> None:
+    world.clock.current = AT_2100 + timedelta(hours=7)
+    _, _, _, scheduler, _ = world.process()
+    assert await scheduler.tick()
+    assert not JobRuns(world.engine).exists("leaderboard", AT_2100)
+
+
+async def test_two_processes_post_once_and_the_second_takes_over(world: World) -> None:
+    world.clock.current = AT_2100 + timedelta(minutes=5)
+    _, sender1, _, scheduler1, _ = world.process("one")
+    _, sender2, _, scheduler2, _ = world.process("two")
+    leads = [await scheduler1.tick(), await scheduler2.tick()]
+    assert leads == [True, False]
+    await sender1.drain()
+    await sender2.drain()
+    assert [len(world.hooks.accepted[p]) for p in ("wecom", "dingtalk", "feishu")] == [1, 1, 1]
+    # "one" dies (stops renewing); within a minute "two" holds the lease.
+    world.clock.advance(world.settings.schedule.lease_seconds + 1)
+    assert await scheduler2.tick()
+    assert not await scheduler1.tick()
+    await sender2.drain()
+    assert len(world.hooks.accepted["wecom"]) == 1
+
+
+async def test_apscheduler_fires_in_the_configured_zone(world: World) -> None:
+    _, _, _, scheduler, _ = world.process()
+    await scheduler.tick(use_apscheduler=True)
+    runs = scheduler.next_runs()
+    assert set(runs) == {"leaderboard", "daily_digest", "weekly_digest", "alert_scan"}
+    leaderboard = runs["leaderboard"]
+    assert leaderboard is not None
+    assert (leaderboard.hour, leaderboard.minute) == (21, 0)
+    assert str(leaderboard.tzinfo) == "Asia/Shanghai"
+    weekly = runs["weekly_digest"]
+    assert weekly is not None
+    assert weekly.weekday() == 0
+    assert weekly.hour == 10
+
+
+async def test_weekly_digest_carries_a_chart_where_the_platform_takes_images(
+    world: World,
+) -> None:
+    import base64
+    import hashlib
+
+    _, sender, jobs, _, _ = world.process()
+    result = jobs.run("weekly_digest", DAY)
+    assert len(result.queued) == 4  # three digests and one chart (WeCom only)
+    await sender.drain()
+    markdown, image = world.hooks.accepted["wecom"]
+    assert "社群周报" in markdown["markdown"]["content"]
+    png = base64.b64decode(image["image"]["base64"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) <= 2 * 1024 * 1024
+    assert image["image"]["md5"] == hashlib.md5(png).hexdigest()  # noqa: S324 - WeCom checksum
+    # DingTalk and Feishu robots take no image: the digest says where to look instead.
+    assert "不能发图片" in world.hooks.accepted["dingtalk"][0]["markdown"]["text"]
+    feishu = world.hooks.accepted["feishu"][0]["card"]["elements"][0]["content"]
+    assert "不能发图片" in feishu
+
+
+async def test_serve_posts_on_its_schedule_into_all_three_platforms(
+    tmp_path: Path, database_url: str, platform_api: PlatformAPI
+) -> None:
+    """The real service, real clock: a leaderboard due this minute goes out once per group."""
+    from aiohttp import web
+
+    from bot.app import build_service
+
+    hooks = Webhooks(platform_api, DING_SECRET, FEISHU_SECRET)
+    hooks.install()
+    schedule = '\n[schedule]\nleaderboard = "* * * * *"\n'
+    config = write_config(
+        tmp_path / "qunpulse.toml", database_url, groups_toml(hooks, extra=schedule)
+    )
+    settings = load_settings(config, env={})
+    engine = make_engine(database_url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    EventStore(engine).store(
+        [
+            [message(p, chat, f"{p}-now-{n}", user, now - timedelta(seconds=n))]
+            for p, chat in (("wecom", "wx-g1"), ("dingtalk", "cid-g2"), ("feishu", "oc_g3"))
+            for n, user in enumerate(["a", "b", "b"])
+        ]
+    )
+    engine.dispose()
+    service = build_service(settings, http_transport=LoopbackOnly())
+    runner = web.AppRunner(service.web_app, access_log=None)
+    await runner.setup()
+    try:
+        await hooks.wait_for(3)  # the start-up catch-up runs this minute's leaderboard
+    finally:
+        await runner.cleanup()
+    assert [len(hooks.accepted[p]) for p in ("wecom", "dingtalk", "feishu")] == [1, 1, 1]
+    assert "成员b 2 条" in hooks.accepted["wecom"][0]["markdown"]["content"]
