@@ -94,7 +94,7 @@ def build_outbound(
         max_attempts=settings.posts.max_attempts,
         sleep=sleep,
     )
-    jobs = Jobs(settings, engine, outbox, clock)
+    jobs = Jobs(settings, engine, outbox, clock, telemetry=telemetry)
 
     async def run_job(job: str, fire_day: date) -> None:
         # Jobs read the database in a worker thread; the sender is woken back on the loop

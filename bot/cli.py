@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from config import ConfigError, Settings, load_settings
+from config.settings import JOBS
 
 EXIT_USAGE = 2
 
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--days", type=int, default=30, choices=range(1, 181), metavar="N", help="1-180, default 30"
     )
     run = commands.add_parser("run", parents=[config], help="run one scheduled job now")
-    run.add_argument("job", choices=("leaderboard", "daily_digest", "weekly_digest", "alert_scan"))
+    run.add_argument("job", choices=JOBS)
     run.add_argument("--group", metavar="CHAT_ID", help="only this group")
     run.add_argument(
         "--date",

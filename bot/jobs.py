@@ -25,17 +25,17 @@ from analytics.metrics import ActivityRule
 from analytics.periods import Period, resolve_period
 from analytics.posts import RenderedPost, TargetCheck, render_digest, render_leaderboard
 from bot.platforms.base import Clock
+from bot.retention import run_retention
 from bot.senders import Target
+from bot.telemetry import Telemetry
 from config import Settings
-from config.settings import GroupSettings
+from config.settings import JOBS, GroupSettings
 from handlers.stats import collect_stats
 from storage.outbox import NewPost, Outbox
 from storage.queries import GroupRecord, find_group
 
 log = logging.getLogger(__name__)
 
-JobName = Literal["leaderboard", "daily_digest", "weekly_digest", "alert_scan"]
-JOBS: tuple[JobName, ...] = ("leaderboard", "daily_digest", "weekly_digest", "alert_scan")
 
 ALERTS_TARGET = "alerts.webhook"
 
@@ -95,8 +95,10 @@ class Jobs:
         outbox: Outbox,
         clock: Clock,
         on_queued: Callable[[], None] = lambda: None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._settings = settings
+        self._telemetry = telemetry
         self._engine = engine
         self._outbox = outbox
         self._clock = clock
@@ -116,6 +118,10 @@ class Jobs:
         if job == "alert_scan":
             # The alerts release fills this job; until then it does nothing at all.
             result.notes.append("alert_scan does nothing yet (the alerts release fills it)")
+            return result
+        if job == "retention":
+            expired = run_retention(self._engine, self._settings, self._clock(), self._telemetry)
+            result.notes.append(f"retention: {expired}")
             return result
         groups = [g for g in self._settings.groups if chat_id in (None, g.chat_id)]
         if chat_id is not None and not groups:

@@ -27,10 +27,10 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.jobs import JOBS
 from bot.platforms.base import Clock
 from bot.telemetry import Telemetry
 from config import Settings
+from config.settings import JOBS
 from storage.outbox import JobRuns, Leases
 
 log = logging.getLogger(__name__)

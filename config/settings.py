@@ -187,6 +187,17 @@ class OperatorsSettings(_Section):
     feishu: tuple[str, ...] = ()
 
 
+JobName = Literal["leaderboard", "daily_digest", "weekly_digest", "alert_scan", "retention"]
+#: Every scheduled job; each has a cron key of its own name in ``[schedule]``.
+JOBS: tuple[JobName, ...] = (
+    "leaderboard",
+    "daily_digest",
+    "weekly_digest",
+    "alert_scan",
+    "retention",
+)
+
+
 class ScheduleSettings(_Section):
     """Cron expressions, read in the configured time zone."""
 
@@ -194,12 +205,14 @@ class ScheduleSettings(_Section):
     daily_digest: str = "30 9 * * *"
     weekly_digest: str = "0 10 * * MON"
     alert_scan: str = "*/5 * * * *"
+    #: The daily retention job of ``[retention]`` (blanks old text, expires old events).
+    retention: str = "30 3 * * *"
     #: A run missed while qunpulse was down is made up on start if at most this old.
     grace_hours: float = Field(default=6.0, ge=0.0)
     #: How long the scheduler lease lasts; another process takes over after it expires.
     lease_seconds: int = Field(default=30, ge=5, le=60)
 
-    @field_validator("leaderboard", "daily_digest", "weekly_digest", "alert_scan")
+    @field_validator(*JOBS)
     @classmethod
     def _valid_cron(cls, expression: str) -> str:
         from apscheduler.triggers.cron import CronTrigger

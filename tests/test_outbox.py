@@ -300,7 +300,7 @@ async def test_apscheduler_fires_in_the_configured_zone(world: World) -> None:
     _, _, _, scheduler, _ = world.process()
     await scheduler.tick(use_apscheduler=True)
     runs = scheduler.next_runs()
-    assert set(runs) == {"leaderboard", "daily_digest", "weekly_digest", "alert_scan"}
+    assert set(runs) == {"leaderboard", "daily_digest", "weekly_digest", "alert_scan", "retention"}
     leaderboard = runs["leaderboard"]
     assert leaderboard is not None
     assert (leaderboard.hour, leaderboard.minute) == (21, 0)

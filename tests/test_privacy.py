@@ -325,3 +325,13 @@ def test_a_forgotten_name_is_stored_again_when_the_member_writes_again(
     assert rank["carol"]["name"] == "Carol 名字"
     assert rank["carol"]["messages"] == 2
     assert texts(engine)[3] is None  # what was forgotten stays forgotten
+
+
+def test_the_scheduled_retention_job_blanks_old_text(
+    engine: Engine, config: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`retention` is a scheduled job like the posts: `qunpulse run retention` runs it now."""
+    EventStore(engine).store([day_script(datetime.now(UTC) - timedelta(days=400))])
+    code, _, err = cli(capsys, "run", "retention", "-c", config)
+    assert code == 0, err
+    assert texts(engine) == [""] * 6 or texts(engine) == [None] * 6
