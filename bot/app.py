@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from bot.ingest import GroupCommitWriter
 from bot.platforms import Platform, build_platforms
 from bot.platforms.base import Clock
+from bot.sentiment import SentimentWorker
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
 from config import Settings, redact_url
@@ -36,6 +37,8 @@ class Service:
     telemetry: Telemetry
     writer: GroupCommitWriter
     web_app: web.Application
+    #: Scores new messages in the background; alerting adds itself to ``listeners``.
+    sentiment: SentimentWorker
 
 
 def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service:
@@ -51,15 +54,18 @@ def build_service(settings: Settings, *, clock: Clock = system_clock) -> Service
     telemetry = Telemetry()
     writer = GroupCommitWriter(EventStore(engine), telemetry)
     web_app = create_web_app(platforms=platforms, writer=writer, telemetry=telemetry, engine=engine)
+    sentiment = SentimentWorker(engine, settings)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await writer.start()
+        await sentiment.start()
         yield
+        await sentiment.stop()
         await writer.stop()
         engine.dispose()
 
     web_app.cleanup_ctx.append(lifecycle)
-    return Service(settings, engine, platforms, telemetry, writer, web_app)
+    return Service(settings, engine, platforms, telemetry, writer, web_app, sentiment)
 
 
 def describe_bots(service: Service) -> list[str]:

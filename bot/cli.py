@@ -48,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     stats = commands.add_parser("stats", parents=[config], help="print a group's metrics")
-    stats.add_argument("--group", required=True, metavar="CHAT_ID", help="the group's chat id")
+    target = stats.add_mutually_exclusive_group(required=True)
+    target.add_argument("--group", metavar="CHAT_ID", help="the group's chat id")
+    target.add_argument(
+        "--operator", metavar="USER", help="all groups this operator runs (config operators)"
+    )
     stats.add_argument("--platform", choices=("wecom", "dingtalk", "feishu"))
     stats.add_argument(
         "--period",
@@ -59,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--from", dest="first", type=_date, help="first day of an explicit range")
     stats.add_argument("--to", dest="last", type=_date, help="last day of an explicit range")
     stats.add_argument("--json", action="store_true", help="print JSON keyed by metric id")
+    stats.add_argument(
+        "--metrics", metavar="A,B,C", help="only these metric ids (default: every one)"
+    )
+
+    sentiment = commands.add_parser("sentiment", help="message sentiment (SnowNLP)")
+    sentiment_commands = sentiment.add_subparsers(
+        dest="sentiment_command", required=True, metavar="ACTION"
+    )
+    rescore = sentiment_commands.add_parser(
+        "rescore", parents=[config], help="score text messages again (all, or unscored only)"
+    )
+    rescore.add_argument("--group", metavar="CHAT_ID", help="only this group")
+    rescore.add_argument(
+        "--unscored", action="store_true", help="only messages without a score yet"
+    )
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -79,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "stats": _stats,
         "db": _db,
+        "sentiment": _sentiment,
     }[args.command]
     try:
         settings = load_settings(args.config)
@@ -105,12 +125,51 @@ def _db(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    from analytics.metrics import ActivityRule
-    from analytics.periods import PeriodError, explicit_period, resolve_period
-    from handlers.stats import collect_stats
+def _sentiment(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.sentiment import rescore
     from storage.db import make_engine
     from storage.queries import AmbiguousGroup, find_group
+
+    engine = make_engine(settings.storage.url)
+    try:
+        group_id = None
+        if args.group:
+            try:
+                group = find_group(engine, args.group)
+            except AmbiguousGroup as error:
+                raise UsageError(f"--group: {error}") from None
+            if group is None:
+                raise UsageError(f"--group: no group {args.group!r} in the database yet")
+            group_id = group.id
+        count = rescore(engine, settings, group_id=group_id, only_unscored=args.unscored)
+    finally:
+        engine.dispose()
+    print(f"scored {count} messages")
+    return 0
+
+
+def _operator_groups(settings: Settings, user: str) -> list[tuple[str, str]]:
+    """(platform, chat id) of every configured group ``user`` runs."""
+    found: list[tuple[str, str]] = []
+    for group in settings.groups:
+        everywhere = getattr(settings.operators, group.platform)
+        if user in group.operators or user in everywhere:
+            found.append((group.platform, group.chat_id))
+    return found
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC
+
+    from analytics.periods import PeriodError, explicit_period, resolve_period
+    from handlers.stats import StatsOptions, UnknownMetric, collect_stats, parse_metrics
+    from storage.db import make_engine
+    from storage.queries import AmbiguousGroup, GroupRecord, find_group
+
+    try:
+        wanted = parse_metrics(args.metrics)
+    except UnknownMetric as error:
+        raise UsageError(f"--metrics: {error}") from None
 
     zone = settings.zone
     try:
@@ -126,22 +185,47 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = make_engine(settings.storage.url)
     try:
-        try:
-            group = find_group(engine, args.group, args.platform)
-        except AmbiguousGroup as error:
-            raise UsageError(f"--group: {error} with --platform") from None
-        except Exception as error:
+        wanted_groups = (
+            _operator_groups(settings, args.operator)
+            if args.operator
+            else [(args.platform, args.group)]
+        )
+        if args.operator and not wanted_groups:
             raise UsageError(
-                f"storage.url: cannot read the database ({type(error).__name__}); "
-                "run `qunpulse db upgrade` or check the URL"
-            ) from None
-        if group is None:
-            raise UsageError(
-                f"--group: no group {args.group!r} in the database yet "
-                "(it appears once the bot has received a message from it)"
+                f"--operator: {args.operator!r} runs no group; list them in "
+                "[[groups]].operators or [operators].<platform>"
             )
-        rule = ActivityRule(settings.activity.min_messages, settings.activity.min_active_days)
-        stats = collect_stats(engine, group, period, rule)
+        groups: list[GroupRecord] = []
+        for platform, chat_id in wanted_groups:
+            try:
+                group = find_group(engine, chat_id, platform)
+            except AmbiguousGroup as error:
+                raise UsageError(f"--group: {error} with --platform") from None
+            except Exception as error:
+                raise UsageError(
+                    f"storage.url: cannot read the database ({type(error).__name__}); "
+                    "run `qunpulse db upgrade` or check the URL"
+                ) from None
+            if group is not None:
+                groups.append(group)
+            elif not args.operator:
+                raise UsageError(
+                    f"--group: no group {chat_id!r} in the database yet "
+                    "(it appears once the bot has received a message from it)"
+                )
+        if not groups:
+            raise UsageError(
+                f"--operator: none of {args.operator!r}'s groups is in the database yet"
+            )
+        stats = collect_stats(
+            engine,
+            groups,
+            period,
+            options=StatsOptions.from_settings(settings),
+            wanted=wanted,
+            now=datetime.now(UTC),
+            operator=args.operator,
+        )
     finally:
         engine.dispose()
 

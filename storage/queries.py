@@ -70,15 +70,19 @@ def list_groups(engine: Engine) -> list[GroupRecord]:
 
 
 class PeriodQueries:
-    """The aggregates one group's metrics need for one period, on one connection."""
+    """The aggregates one group's metrics need for one period, on one connection.
 
-    def __init__(self, connection: Connection, group_id: int) -> None:
+    ``group_id`` may also be several ids (all groups of an operator): counts then add up
+    over the groups, and people are counted once however many of the groups they are in.
+    """
+
+    def __init__(self, connection: Connection, group_id: int | Sequence[int]) -> None:
         self._connection = connection
-        self._group_id = group_id
+        self._group_ids = (group_id,) if isinstance(group_id, int) else tuple(group_id)
 
     def _messages_in(self, start: datetime, end: datetime) -> ColumnElement[bool]:
         return and_(
-            _MESSAGE.c.group_id == self._group_id,
+            _MESSAGE.c.group_id.in_(self._group_ids),
             _MESSAGE.c.sent_at >= start,
             _MESSAGE.c.sent_at < end,
             _MEMBER.c.is_bot.is_(False),
@@ -143,7 +147,7 @@ class PeriodQueries:
             select(_MEMBERSHIP.c.kind, func.count())
             .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
             .where(
-                _MEMBERSHIP.c.group_id == self._group_id,
+                _MEMBERSHIP.c.group_id.in_(self._group_ids),
                 _MEMBERSHIP.c.occurred_at >= start,
                 _MEMBERSHIP.c.occurred_at < end,
                 _MEMBER.c.is_bot.is_(False),
@@ -170,10 +174,10 @@ class PeriodQueries:
             .scalar_subquery()
         )
         query = (
-            select(func.count())
+            select(func.count(func.distinct(_GROUP_MEMBER.c.member_id)))
             .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
             .where(
-                _GROUP_MEMBER.c.group_id == self._group_id,
+                _GROUP_MEMBER.c.group_id.in_(self._group_ids),
                 _GROUP_MEMBER.c.first_seen_at < instant,
                 _MEMBER.c.is_bot.is_(False),
                 func.coalesce(latest_kind, "join").not_in(DEPARTURES),
