@@ -276,8 +276,8 @@ def collect_stats(
     with engine.connect() as connection:
         queries = PeriodQueries(connection, ids)
         more = MetricQueries(connection, ids, excluded_users=opts.exclude_users)
-        facts = _facts(queries, period, opts.rule)
-        before = _facts(queries, previous, opts.rule)
+        facts = _facts(queries, more, period, opts.rule)
+        before = _facts(queries, more, previous, opts.rule)
         current = countable_metrics(facts, opts.rule)
         earlier = countable_metrics(before, opts.rule)
         _participation(more, period, opts, facts, current)
@@ -366,7 +366,9 @@ def _with_rule(options: StatsOptions, rule: ActivityRule) -> StatsOptions:
     return replace(options, rule=rule)
 
 
-def _facts(queries: PeriodQueries, period: Period, rule: ActivityRule) -> PeriodFacts:
+def _facts(
+    queries: PeriodQueries, more: MetricQueries, period: Period, rule: ActivityRule
+) -> PeriodFacts:
     start, end = period.start_utc, period.end_utc
     changes = queries.membership_changes(start, end)
     activity = queries.member_activity(
@@ -383,6 +385,7 @@ def _facts(queries: PeriodQueries, period: Period, rule: ActivityRule) -> Period
         removed=changes.get("removed", 0),
         members_at_start=queries.members_at(start),
         members_at_end=queries.members_at(end),
+        member_ids_at_end=frozenset(m.member_id for m in more.current_members(end)),
     )
 
 
