@@ -12,6 +12,7 @@ shipped Chinese and English lists plus ``text.stop_words``.
 
 from __future__ import annotations
 
+import functools
 import re
 import tempfile
 import threading
@@ -78,12 +79,16 @@ class Segmenter:
         self.stop_words = shipped_stop_words() | {w.lower() for w in config.stop_words}
 
     def words(self, text: str) -> list[str]:
-        """The countable words of one text, in order."""
-        return [
+        """The countable words of one text, in order (identical texts segmented once)."""
+        return list(self._words(text))
+
+    @functools.lru_cache(maxsize=50_000)  # noqa: B019 - one Segmenter per process, kept forever
+    def _words(self, text: str) -> tuple[str, ...]:
+        return tuple(
             token
             for token in (t.strip() for t in self._tokenizer.cut(clean(text)))
             if keep(token, self.stop_words)
-        ]
+        )
 
     def keywords(self, texts: Sequence[str], top: int) -> list[tuple[str, float]]:
         """Automatic topic keywords: TF-IDF of the texts' words (jieba's IDF table)."""

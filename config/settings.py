@@ -230,7 +230,7 @@ class TextSettings(_Section):
     cache_dir: str | None = None
     top_n: int = Field(default=30, ge=1)
     #: At most this many of the period's newest texts are segmented per report.
-    max_texts: int = Field(default=20000, ge=1)
+    max_texts: int = Field(default=5000, ge=1)
 
 
 class StickinessSettings(_Section):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -108,7 +108,7 @@ class StatsOptions:
     negative: float = 0.3
     topics: dict[str, tuple[str, ...]] = field(default_factory=dict)
     top_n: int = 30
-    max_texts: int = 20000
+    max_texts: int = 5000
     stop_words: tuple[str, ...] = ()
     user_dict: str | None = None
     cache_dir: str | None = None
@@ -583,9 +583,8 @@ def _segments(
     more: MetricQueries, period: Period, opts: StatsOptions, as_of: datetime
 ) -> dict[str, Any]:
     since = as_of - timedelta(days=max(opts.silent_days, 14))
-    recent = more.recent_activity(
-        as_of, offset_segments(period.zone, since, as_of), since=datetime(1970, 1, 1, tzinfo=UTC)
-    )
+    # Only the window matters: silent means no message in it, whenever the last one was.
+    recent = more.recent_activity(as_of, offset_segments(period.zone, since, as_of), since=since)
     excluded = set(opts.exclude_users)
     members = [
         catalogue.MemberRecent(

@@ -17,15 +17,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from analytics.periods import OffsetSegment
 from storage.models import GroupMember, Member, MembershipEvent, Message, Order
-from storage.queries import DEPARTURES, as_date, local_date, local_timestamp
+from storage.queries import DEPARTURES, as_date, bot_ids, local_date
 
 _MEMBER = Member.__table__  # type: ignore[attr-defined]
 _GROUP_MEMBER = GroupMember.__table__  # type: ignore[attr-defined]
@@ -126,20 +127,22 @@ class MetricQueries:
     # --- building blocks ----------------------------------------------------------
 
     def _from_messages(self) -> Any:
-        return _MESSAGE.join(_MEMBER, _MEMBER.c.id == _MESSAGE.c.member_id)
+        # No join: filters use the message's member_id, so the covering index suffices.
+        return _MESSAGE
 
     def _any_message(self, start: datetime, end: datetime) -> ColumnElement[bool]:
         return and_(
             _MESSAGE.c.group_id.in_(self._groups),
             _MESSAGE.c.sent_at >= start,
             _MESSAGE.c.sent_at < end,
-            _MEMBER.c.is_bot.is_(False),
+            _MESSAGE.c.member_id.not_in(bot_ids()),
         )
 
     def _conversation(self, start: datetime, end: datetime) -> ColumnElement[bool]:
         condition = and_(self._any_message(start, end), _MESSAGE.c.is_command.is_(False))
         if self._excluded:
-            condition = and_(condition, _MEMBER.c.user_id.not_in(self._excluded))
+            excluded = select(_MEMBER.c.id).where(_MEMBER.c.user_id.in_(self._excluded))
+            condition = and_(condition, _MESSAGE.c.member_id.not_in(excluded))
         return condition
 
     def _matches_any(self, keywords: Sequence[str]) -> ColumnElement[bool]:
@@ -147,13 +150,27 @@ class MetricQueries:
             return literal(False)
         return or_(*(_MESSAGE.c.text.contains(k, autoescape=True) for k in keywords))
 
-    def _hour_key(self, segments: Sequence[OffsetSegment]) -> ColumnElement[Any]:
-        shifted = local_timestamp(self._connection, _MESSAGE.c.sent_at, segments)
-        if self._connection.dialect.name == "sqlite":
-            return func.strftime("%Y-%m-%d %H", shifted)
-        return func.to_char(shifted, "YYYY-MM-DD HH24")
+    def _hour_bucket(
+        self, column: ColumnElement[datetime], segments: Sequence[OffsetSegment]
+    ) -> ColumnElement[Any]:
+        """SQL for the local hour of a stored UTC time, as whole hours since 1970-01-01.
 
-    # --- content --------------------------------------------------------------------
+        Integer arithmetic on the epoch (one parse per row) is several times faster on
+        SQLite than formatting a shifted timestamp, and exact at hour boundaries.
+        """
+        if len(segments) == 1:
+            offset: ColumnElement[Any] = literal(segments[0].seconds)
+        else:
+            whens = [
+                (column < following.since, literal(segment.seconds))
+                for segment, following in pairwise(segments)
+            ]
+            offset = case(*whens, else_=literal(segments[-1].seconds))
+        if self._connection.dialect.name == "sqlite":
+            epoch = cast(func.strftime("%s", column), Integer)
+            return cast((epoch + offset) / 3600, Integer)
+        seconds = func.extract("epoch", column) + offset
+        return cast(func.floor(seconds / 3600), Integer)
 
     def hourly(
         self,
@@ -163,7 +180,7 @@ class MetricQueries:
         negative_at_or_below: float,
     ) -> list[HourCount]:
         """Messages (as ``messages`` counts them) and negative ones, per local hour."""
-        key = self._hour_key(segments).label("hour")
+        key = self._hour_bucket(_MESSAGE.c.sent_at, segments).label("hour")
         negative = func.sum(
             case(
                 (
@@ -184,7 +201,7 @@ class MetricQueries:
             .order_by(key)
         )
         return [
-            HourCount(datetime.strptime(str(hour), "%Y-%m-%d %H"), int(count), int(neg or 0))  # noqa: DTZ007 - local wall time, zone known to the caller
+            HourCount(_from_bucket(hour), int(count), int(neg or 0))
             for hour, count, neg in self._connection.execute(query)
         ]
 
@@ -192,12 +209,7 @@ class MetricQueries:
         self, start: datetime, end: datetime, segments: Sequence[OffsetSegment]
     ) -> dict[datetime, int]:
         """Departures (leave or removed) per local hour."""
-        shifted = local_timestamp(self._connection, _MEMBERSHIP.c.occurred_at, segments)
-        key = (
-            func.strftime("%Y-%m-%d %H", shifted)
-            if self._connection.dialect.name == "sqlite"
-            else func.to_char(shifted, "YYYY-MM-DD HH24")
-        ).label("hour")
+        key = self._hour_bucket(_MEMBERSHIP.c.occurred_at, segments).label("hour")
         query = (
             select(key, func.count())
             .where(
@@ -208,10 +220,7 @@ class MetricQueries:
             )
             .group_by(key)
         )
-        return {
-            datetime.strptime(str(hour), "%Y-%m-%d %H"): int(count)  # noqa: DTZ007 - local wall time
-            for hour, count in self._connection.execute(query)
-        }
+        return {_from_bucket(hour): int(count) for hour, count in self._connection.execute(query)}
 
     def texts(self, start: datetime, end: datetime, limit: int) -> list[str]:
         """The period's conversation texts, newest first, at most ``limit``."""
@@ -254,9 +263,12 @@ class MetricQueries:
             func.sum(case((scored.is_(None), 1), else_=0)),
         ]
         keys = [_MEMBER.c.user_id, _MEMBER.c.display_name] if per_member else []
+        source = (
+            _MESSAGE.join(_MEMBER, _MEMBER.c.id == _MESSAGE.c.member_id) if per_member else _MESSAGE
+        )
         query = (
             select(*keys, *columns)
-            .select_from(self._from_messages())
+            .select_from(source)
             .where(self._conversation(start, end), _MESSAGE.c.text.is_not(None))
         )
         if per_member:
@@ -590,6 +602,14 @@ class MetricQueries:
             WindowFacts(int(m), int(n), float(s) if s is not None else None)
             for m, n, s in self._connection.execute(query)
         ]
+
+
+_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - local wall time counts from a naive epoch
+
+
+def _from_bucket(hours: Any) -> datetime:
+    """Local wall-clock start of an hour bucket (naive: the zone is the caller's)."""
+    return _EPOCH + timedelta(hours=int(hours))
 
 
 def _aware(value: Any) -> datetime:

@@ -95,6 +95,15 @@ class Message(SQLModel, table=True):
         UniqueConstraint("platform", "platform_msg_id", name="uq_message_platform_msg"),
         Index("ix_message_group_sent", "group_id", "sent_at"),
         Index("ix_message_group_member_sent", "group_id", "member_id", "sent_at"),
+        # Covers every period aggregate, so they never read table rows (migration 0003).
+        Index(
+            "ix_message_group_sent_cover",
+            "group_id",
+            "sent_at",
+            "member_id",
+            "is_command",
+            "sentiment",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,0 +1,33 @@
+"""a covering index for the period aggregates of the metric catalogue
+
+Revision ID: 0003
+Revises: 0001
+Create Date: 2026-11-25
+
+Every aggregate over a period (counts, hour buckets, per-member counts, sentiment split)
+reads (group_id, sent_at, member_id, is_command, sentiment) only; with them all in one
+index the database never visits the table rows, which made ``qunpulse stats`` about ten
+times faster on a group with a million messages (README "Performance").
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0003"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_message_group_sent_cover",
+        "message",
+        ["group_id", "sent_at", "member_id", "is_command", "sentiment"],
+        unique=False,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_message_group_sent_cover", table_name="message")
