@@ -280,7 +280,7 @@ def collect_stats(
         before = _facts(queries, more, previous, opts.rule)
         current = countable_metrics(facts, opts.rule)
         earlier = countable_metrics(before, opts.rule)
-        _participation(more, period, opts, facts, current)
+        checkins = _participation(more, period, opts, facts, current)
         _participation(more, previous, opts, before, earlier)
         if keys & {*BUSINESS, "operator_score", "targets"}:
             _business(more, period, facts, current, details)
@@ -300,7 +300,7 @@ def collect_stats(
         if keys & {"sentiment_split", "operator_score", "churn_profile"}:
             details["sentiment_split"] = _sentiment(more, period, opts)
         if "stickiness" in keys:
-            details["stickiness"] = _stickiness(more, period, opts, facts)
+            details["stickiness"] = _stickiness(more, period, opts, facts, checkins)
         if "behaviours" in keys:
             counts = more.behaviours(period.start_utc, period.end_utc, opts.checkin_keywords)
             total = counts.pop("messages")
@@ -395,13 +395,14 @@ def _participation(
     opts: StatsOptions,
     facts: PeriodFacts,
     values: dict[str, float | int | None],
-) -> None:
+) -> dict[int, int]:
     start, end = period.start_utc, period.end_utc
     days = more.checkin_days(
         start, end, offset_segments(period.zone, start, end), opts.checkin_keywords
     )
     values["participants"] = len(days)
     values["participation_rate"] = catalogue.ratio(len(days), facts.members_at_end)
+    return days
 
 
 def _business(
@@ -468,8 +469,8 @@ def _sentiment(more: MetricQueries, period: Period, opts: StatsOptions) -> dict[
                 "positive": row.positive,
                 "neutral": row.neutral,
                 "negative": row.negative,
-                "unscored": row.unscored,
-            },
+            }
+            | ({} if row.unscored is None else {"unscored": row.unscored}),
             "mean": round(row.mean, 4) if row.mean is not None else None,
         }
 
@@ -481,12 +482,13 @@ def _sentiment(more: MetricQueries, period: Period, opts: StatsOptions) -> dict[
 
 
 def _stickiness(
-    more: MetricQueries, period: Period, opts: StatsOptions, facts: PeriodFacts
+    more: MetricQueries,
+    period: Period,
+    opts: StatsOptions,
+    facts: PeriodFacts,
+    checkins: dict[int, int],
 ) -> dict[str, Any]:
-    start, end = period.start_utc, period.end_utc
-    checkins = more.checkin_days(
-        start, end, offset_segments(period.zone, start, end), opts.checkin_keywords
-    )
+    end = period.end_utc
     excluded = set(opts.exclude_users)
     by_id = {a.member_id: a for a in facts.activity}
     rows = []
@@ -630,10 +632,15 @@ def _churn(more: MetricQueries, period: Period, opts: StatsOptions) -> dict[str,
     for member_id, at in leavers:
         facts = more.window([member_id], at - window, at)
         left.append((facts[0].messages, facts[0].mean_sentiment) if facts else (0, None))
-    stayed_ids = [m.member_id for m in more.current_members(period.end_utc)]
-    stayed_facts = more.window(stayed_ids, period.end_utc - window, period.end_utc)
-    stayed = [(f.messages, f.mean_sentiment) for f in stayed_facts]
-    stayed += [(0, None)] * (len(stayed_ids) - len(stayed_facts))
+    stayed_ids = {m.member_id for m in more.current_members(period.end_utc)}
+    # One index-only pass over the window for everybody, then keep those who stayed.
+    spoke = {
+        f.member_id: f
+        for f in more.window(None, period.end_utc - window, period.end_utc)
+        if f.member_id in stayed_ids
+    }
+    stayed = [(f.messages, f.mean_sentiment) for f in spoke.values()]
+    stayed += [(0, None)] * (len(stayed_ids) - len(spoke))
     return {
         "window_days": opts.churn_window_days,
         "left": catalogue.profile(left, len(leavers)),

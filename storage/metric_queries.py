@@ -62,7 +62,8 @@ class SentimentRow:
     neutral: int
     negative: int
     mean: float | None
-    unscored: int
+    #: Texts not scored yet (overall only; None per member).
+    unscored: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,43 +254,51 @@ class MetricQueries:
     def sentiment(
         self, start: datetime, end: datetime, positive: float, negative: float, *, per_member: bool
     ) -> list[SentimentRow]:
-        """Scored conversation texts by bucket and their mean, overall or per member."""
+        """Scored conversation texts by bucket and their mean, overall or per member.
+
+        The buckets read the covering index only (a score implies a text); the overall
+        row also counts texts the background scorer has not reached yet.
+        """
         scored = _MESSAGE.c.sentiment
-        columns = [
-            func.sum(case((scored >= positive, 1), else_=0)),
-            func.sum(case((and_(scored > negative, scored < positive), 1), else_=0)),
-            func.sum(case((scored <= negative, 1), else_=0)),
-            func.avg(scored),
-            func.sum(case((scored.is_(None), 1), else_=0)),
-        ]
-        keys = [_MEMBER.c.user_id, _MEMBER.c.display_name] if per_member else []
-        source = (
-            _MESSAGE.join(_MEMBER, _MEMBER.c.id == _MESSAGE.c.member_id) if per_member else _MESSAGE
-        )
-        query = (
-            select(*keys, *columns)
-            .select_from(source)
-            .where(self._conversation(start, end), _MESSAGE.c.text.is_not(None))
-        )
-        if per_member:
-            query = query.group_by(*keys).order_by(_MEMBER.c.user_id)
-        rows = []
-        for row in self._connection.execute(query):
-            values = tuple(row)
-            member, name = (values[0], values[1]) if per_member else (None, None)
-            pos, neu, neg, mean, unscored = values[-5:]
-            rows.append(
-                SentimentRow(
-                    member,
-                    name,
-                    int(pos or 0),
-                    int(neu or 0),
-                    int(neg or 0),
-                    float(mean) if mean is not None else None,
-                    int(unscored or 0),
-                )
+        per = (
+            select(
+                *([_MESSAGE.c.member_id] if per_member else []),
+                func.sum(case((scored >= positive, 1), else_=0)).label("pos"),
+                func.sum(case((and_(scored > negative, scored < positive), 1), else_=0)).label(
+                    "neu"
+                ),
+                func.sum(case((scored <= negative, 1), else_=0)).label("neg"),
+                func.avg(scored).label("mean"),
             )
-        return rows
+            .select_from(_MESSAGE)
+            .where(self._conversation(start, end), scored.is_not(None))
+        )
+        if not per_member:
+            row = self._connection.execute(per).one()
+            unscored = self._connection.execute(
+                select(func.count())
+                .select_from(_MESSAGE)
+                .where(
+                    self._conversation(start, end),
+                    scored.is_(None),
+                    _MESSAGE.c.text.is_not(None),
+                )
+            ).scalar_one()
+            return [_sentiment_row(None, None, row, int(unscored))]
+        sub = per.group_by(_MESSAGE.c.member_id).subquery()
+        query = (
+            select(
+                _MEMBER.c.user_id,
+                _MEMBER.c.display_name,
+                sub.c.pos,
+                sub.c.neu,
+                sub.c.neg,
+                sub.c.mean,
+            )
+            .select_from(sub.join(_MEMBER, _MEMBER.c.id == sub.c.member_id))
+            .order_by(_MEMBER.c.user_id, _MEMBER.c.id)
+        )
+        return [_sentiment_row(r[0], r[1], r[2:], None) for r in self._connection.execute(query)]
 
     def behaviours(
         self, start: datetime, end: datetime, checkin_keywords: Sequence[str]
@@ -587,21 +596,36 @@ class MetricQueries:
         return [(int(m), _aware(at)) for m, at in self._connection.execute(query)]
 
     def window(
-        self, member_ids: Collection[int], start: datetime, end: datetime
+        self, member_ids: Collection[int] | None, start: datetime, end: datetime
     ) -> list[WindowFacts]:
-        """Per member of ``member_ids``: conversation messages and mean sentiment in a range."""
-        if not member_ids:
+        """Per member (of ``member_ids``, or all): conversation messages and mean sentiment."""
+        if member_ids is not None and not member_ids:
             return []
         query = (
             select(_MESSAGE.c.member_id, func.count(), func.avg(_MESSAGE.c.sentiment))
             .select_from(self._from_messages())
-            .where(self._conversation(start, end), _MESSAGE.c.member_id.in_(tuple(member_ids)))
+            .where(self._conversation(start, end))
             .group_by(_MESSAGE.c.member_id)
         )
+        if member_ids is not None:
+            query = query.where(_MESSAGE.c.member_id.in_(tuple(member_ids)))
         return [
             WindowFacts(int(m), int(n), float(s) if s is not None else None)
             for m, n, s in self._connection.execute(query)
         ]
+
+
+def _sentiment_row(member: Any, name: Any, values: Any, unscored: int | None) -> SentimentRow:
+    pos, neu, neg, mean = tuple(values)
+    return SentimentRow(
+        member,
+        name,
+        int(pos or 0),
+        int(neu or 0),
+        int(neg or 0),
+        float(mean) if mean is not None else None,
+        unscored,
+    )
 
 
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - local wall time counts from a naive epoch
