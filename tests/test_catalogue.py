@@ -361,3 +361,31 @@ def test_unknown_metric_is_a_usage_error(history: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
     assert main(["stats", "-c", str(history), "--group", "g1", "--metrics", "nope"]) == 2
     assert "unknown metric id(s) nope" in capsys.readouterr().err
+
+
+def test_table_shows_every_metric_in_chinese(
+    history: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["stats", "-c", str(history), "--group", "g1", "--date", "2026-09-18"]) == 0
+    out = capsys.readouterr().out
+    for label in (
+        "消息总量",
+        "社群活跃度",
+        "活动参与人数",
+        "营销额(元)",
+        "7日留存",
+        "消息量排名",
+        "观点倾向分布",
+        "内容高频词",
+        "消息的时间分布",
+        "特定行为",
+        "用户黏性",
+        "用户分层",
+        "转化漏斗",
+        "流失画像",
+        "目标达成",
+        "运营贡献度",
+    ):
+        assert label in out, label
+    assert "150.00" in out  # gmv in yuan
