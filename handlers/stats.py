@@ -343,6 +343,21 @@ def collect_stats(
             gmv_target=opts.gmv_target,
             weights=opts.weights,
         )
+    if "operator_score" in keys and operator is not None and len(groups) > 1:
+        # 贡献度 per group as well, so an operator sees which group carries the score.
+        details["operator_score"]["groups"] = [
+            {"chat_id": g.chat_id, "platform": g.platform}
+            | {
+                k: v
+                for k, v in collect_stats(
+                    engine, g, period, options=opts, wanted={"operator_score"}, now=now
+                )
+                .details["operator_score"]
+                .items()
+                if k in ("value", "grade")
+            }
+            for g in groups
+        ]
     if "sentiment_split" not in keys:
         details.pop("sentiment_split", None)
     details.pop("orders_imported", None)

@@ -324,6 +324,11 @@ def test_operator_view_sums_their_groups(history: Path, capsys: pytest.CaptureFi
     assert doc["messages"]["value"] == 7  # 6 in g1, 1 in g2
     assert doc["members"]["value"] == 3  # a, d in g1; e in g2
     assert doc["active_members"]["value"] == 3
+    scored = run_stats(capsys, history, "--operator", "op1", "--metrics", "operator_score")
+    assert [(g["chat_id"], g["grade"]) for g in scored["operator_score"]["groups"]] == [
+        ("g1", "B"),  # as in the single-group test
+        ("g2", "A"),  # activity 1, growth 0.5 (no change), no scores/orders: 0.4/0.5 = 80
+    ]
 
 
 def test_same_json_on_both_databases(
