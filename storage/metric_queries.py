@@ -17,16 +17,22 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from analytics.periods import OffsetSegment
 from storage.models import GroupMember, Member, MembershipEvent, Message, Order
-from storage.queries import DEPARTURES, as_date, bot_ids, local_date
+from storage.queries import (
+    DEPARTURES,
+    as_date,
+    bot_ids,
+    local_date,
+    local_day_number,
+    local_epoch_seconds,
+)
 
 _MEMBER = Member.__table__  # type: ignore[attr-defined]
 _GROUP_MEMBER = GroupMember.__table__  # type: ignore[attr-defined]
@@ -159,19 +165,7 @@ class MetricQueries:
         Integer arithmetic on the epoch (one parse per row) is several times faster on
         SQLite than formatting a shifted timestamp, and exact at hour boundaries.
         """
-        if len(segments) == 1:
-            offset: ColumnElement[Any] = literal(segments[0].seconds)
-        else:
-            whens = [
-                (column < following.since, literal(segment.seconds))
-                for segment, following in pairwise(segments)
-            ]
-            offset = case(*whens, else_=literal(segments[-1].seconds))
-        if self._connection.dialect.name == "sqlite":
-            epoch = cast(func.strftime("%s", column), Integer)
-            return cast((epoch + offset) / 3600, Integer)
-        seconds = func.extract("epoch", column) + offset
-        return cast(func.floor(seconds / 3600), Integer)
+        return local_epoch_seconds(self._connection, column, segments) // 3600
 
     def hourly(
         self,
@@ -335,7 +329,7 @@ class MetricQueries:
         """Per member: distinct local days with a check-in message."""
         if not keywords:
             return {}
-        day = local_date(self._connection, _MESSAGE.c.sent_at, segments)
+        day = local_day_number(self._connection, _MESSAGE.c.sent_at, segments)
         query = (
             select(_MESSAGE.c.member_id, func.count(func.distinct(day)))
             .select_from(self._from_messages())
@@ -457,7 +451,7 @@ class MetricQueries:
         recent_day = case(
             (
                 _MESSAGE.c.sent_at >= week,
-                local_date(self._connection, _MESSAGE.c.sent_at, segments),
+                local_day_number(self._connection, _MESSAGE.c.sent_at, segments),
             ),
             else_=None,
         )

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Date, Engine, and_, case, cast, func, literal, select, text
+from sqlalchemy import BigInteger, Date, Engine, and_, case, cast, func, literal, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
@@ -106,7 +106,9 @@ class PeriodQueries:
         Commands addressed to the bot are left out: asking the bot is not conversation.
         """
         days = (
-            func.count(func.distinct(local_date(self._connection, _MESSAGE.c.sent_at, segments)))
+            func.count(
+                func.distinct(local_day_number(self._connection, _MESSAGE.c.sent_at, segments))
+            )
             if count_days
             else literal(0)
         )
@@ -215,6 +217,34 @@ def local_timestamp(
         for segment, following in pairwise(segments)
     ]
     return case(*whens, else_=shift(segments[-1].seconds))
+
+
+def local_day_number(
+    connection: Connection, column: ColumnElement[datetime], segments: Sequence[OffsetSegment]
+) -> ColumnElement[Any]:
+    """SQL for the local day of a stored UTC time as whole days since 1970-01-01.
+
+    Integer arithmetic on the epoch: several times faster on SQLite than formatting a
+    shifted timestamp, for counting distinct days.
+    """
+    return local_epoch_seconds(connection, column, segments) // 86400
+
+
+def local_epoch_seconds(
+    connection: Connection, column: ColumnElement[datetime], segments: Sequence[OffsetSegment]
+) -> ColumnElement[Any]:
+    """SQL for a stored UTC time as an integer count of local wall-clock seconds since 1970."""
+    if len(segments) == 1:
+        offset: ColumnElement[Any] = literal(segments[0].seconds)
+    else:
+        whens = [
+            (column < following.since, literal(segment.seconds))
+            for segment, following in pairwise(segments)
+        ]
+        offset = case(*whens, else_=literal(segments[-1].seconds))
+    if connection.dialect.name == "sqlite":
+        return cast(func.strftime("%s", column), BigInteger) + offset
+    return cast(func.floor(func.extract("epoch", column)), BigInteger) + offset
 
 
 def local_date(
