@@ -315,7 +315,8 @@ def collect_stats(
         if "segments" in keys:
             details["segments"] = _segments(more, period, opts, as_of)
         if "funnel" in keys:
-            details["funnel"] = _funnel(more, period, opts, as_of)
+            # Steps after the join count up to now, not only within the period.
+            details["funnel"] = _funnel(more, period, opts, now or period.end_utc)
         if "churn_profile" in keys:
             details["churn_profile"] = _churn(more, period, opts)
     if "targets" in keys:

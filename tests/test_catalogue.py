@@ -394,3 +394,40 @@ def test_table_shows_every_metric_in_chinese(
     ):
         assert label in out, label
     assert "150.00" in out  # gmv in yuan
+
+
+def test_explicit_range_matches_the_day_and_spans_the_shanghai_midnight(
+    history: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wanted = "messages,hour_histogram,participants"
+    day = run_stats(capsys, history, "--group", "g1", "--metrics", wanted)
+    ranged = run_stats(
+        capsys,
+        history,
+        "--group",
+        "g1",
+        "--from",
+        "2026-09-18",
+        "--to",
+        "2026-09-18",
+        "--metrics",
+        wanted,
+    )
+    assert ranged["period"]["kind"] == "range"
+    assert {k: ranged[k] for k in wanted.split(",")} == {k: day[k] for k in wanted.split(",")}
+    both = run_stats(
+        capsys,
+        history,
+        "--group",
+        "g1",
+        "--from",
+        "2026-09-17",
+        "--to",
+        "2026-09-18",
+        "--metrics",
+        wanted,
+    )
+    # m1 (Thu 23:59) and m2 (Fri 00:00) sit either side of the Shanghai midnight
+    assert both["messages"]["value"] == 7
+    assert both["hour_histogram"]["counts"][23] == 2  # m1 and m8
+    assert both["participants"]["value"] == 2
