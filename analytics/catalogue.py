@@ -205,16 +205,19 @@ def segments(
     }
 
 
-def profile(facts: Sequence[tuple[int, float | None]], people: int) -> dict[str, Any]:
-    """Messages per person, share with any message, mean sentiment, from (count, mean)."""
-    messages = sum(n for n, _ in facts)
-    weighted = [(n, s) for n, s in facts if s is not None and n]
-    mean = ratio(sum(n * s for n, s in weighted), sum(n for n, _ in weighted))
+def profile(facts: Sequence[tuple[int, int, int]], people: int, scale: int) -> dict[str, Any]:
+    """Messages per person, share with any message, mean sentiment (4 decimals).
+
+    ``facts`` holds per person (messages, sum of scores in 1/``scale``, scored messages).
+    """
+    messages = sum(n for n, _, _ in facts)
+    total = sum(t for _, t, _ in facts)
+    scored = sum(c for _, _, c in facts)
     return {
         "members": people,
         "messages_per_member": ratio(messages, people),
-        "active_share": ratio(sum(1 for n, _ in facts if n), people),
-        "mean_sentiment": mean,
+        "active_share": ratio(sum(1 for n, _, _ in facts if n), people),
+        "mean_sentiment": round(total / scored / scale, 4) if scored else None,
     }
 
 

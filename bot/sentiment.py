@@ -87,7 +87,8 @@ def score_batch(
             int(r.member_id),
             str(r.text),
             r.sent_at,
-            score(str(r.text), min_chinese_chars),
+            # 4 decimals: enough for any threshold, and sums stay exact (metric_queries).
+            round(score(str(r.text), min_chinese_chars), 4),
         )
         for r in rows
     ]

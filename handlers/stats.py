@@ -27,7 +27,7 @@ from analytics.metrics import (
 )
 from analytics.periods import Period, offset_segments
 from analytics.records import PeriodFacts
-from storage.metric_queries import MetricQueries
+from storage.metric_queries import SCORE_SCALE, MetricQueries
 from storage.queries import GroupRecord, PeriodQueries
 
 if TYPE_CHECKING:
@@ -643,11 +643,13 @@ def _funnel(
 
 def _churn(more: MetricQueries, period: Period, opts: StatsOptions) -> dict[str, Any]:
     window = timedelta(days=opts.churn_window_days)
-    left: list[tuple[int, float | None]] = []
+    left: list[tuple[int, int, int]] = []
     leavers = more.departures(period.start_utc, period.end_utc)
     for member_id, at in leavers:
         facts = more.window([member_id], at - window, at)
-        left.append((facts[0].messages, facts[0].mean_sentiment) if facts else (0, None))
+        left.append(
+            (facts[0].messages, facts[0].score_total, facts[0].scored) if facts else (0, 0, 0)
+        )
     stayed_ids = {m.member_id for m in more.current_members(period.end_utc)}
     # One index-only pass over the window for everybody, then keep those who stayed.
     spoke = {
@@ -655,10 +657,10 @@ def _churn(more: MetricQueries, period: Period, opts: StatsOptions) -> dict[str,
         for f in more.window(None, period.end_utc - window, period.end_utc)
         if f.member_id in stayed_ids
     }
-    stayed = [(f.messages, f.mean_sentiment) for f in spoke.values()]
-    stayed += [(0, None)] * (len(stayed_ids) - len(spoke))
+    stayed = [(f.messages, f.score_total, f.scored) for f in spoke.values()]
+    stayed += [(0, 0, 0)] * (len(stayed_ids) - len(spoke))
     return {
         "window_days": opts.churn_window_days,
-        "left": catalogue.profile(left, len(leavers)),
-        "stayed": catalogue.profile(stayed, len(stayed_ids)),
+        "left": catalogue.profile(left, len(leavers), SCORE_SCALE),
+        "stayed": catalogue.profile(stayed, len(stayed_ids), SCORE_SCALE),
     }

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
@@ -110,11 +110,12 @@ class Joiner:
 
 @dataclass(frozen=True, slots=True)
 class WindowFacts:
-    """A member's conversation in a window: message count and mean sentiment."""
+    """A member's conversation in a window: messages, and scores (sum in 1/10000, count)."""
 
     member_id: int
     messages: int
-    mean_sentiment: float | None
+    score_total: int
+    scored: int
 
 
 class MetricQueries:
@@ -262,7 +263,8 @@ class MetricQueries:
                     "neu"
                 ),
                 func.sum(case((scored <= negative, 1), else_=0)).label("neg"),
-                func.avg(scored).label("mean"),
+                _score_sum().label("total"),
+                func.count(scored).label("scored"),
             )
             .select_from(_MESSAGE)
             .where(self._conversation(start, end), scored.is_not(None))
@@ -287,7 +289,8 @@ class MetricQueries:
                 sub.c.pos,
                 sub.c.neu,
                 sub.c.neg,
-                sub.c.mean,
+                sub.c.total,
+                sub.c.scored,
             )
             .select_from(sub.join(_MEMBER, _MEMBER.c.id == sub.c.member_id))
             .order_by(_MEMBER.c.user_id, _MEMBER.c.id)
@@ -596,7 +599,12 @@ class MetricQueries:
         if member_ids is not None and not member_ids:
             return []
         query = (
-            select(_MESSAGE.c.member_id, func.count(), func.avg(_MESSAGE.c.sentiment))
+            select(
+                _MESSAGE.c.member_id,
+                func.count(),
+                _score_sum(),
+                func.count(_MESSAGE.c.sentiment),
+            )
             .select_from(self._from_messages())
             .where(self._conversation(start, end))
             .group_by(_MESSAGE.c.member_id)
@@ -604,20 +612,36 @@ class MetricQueries:
         if member_ids is not None:
             query = query.where(_MESSAGE.c.member_id.in_(tuple(member_ids)))
         return [
-            WindowFacts(int(m), int(n), float(s) if s is not None else None)
-            for m, n, s in self._connection.execute(query)
+            WindowFacts(int(m), int(n), int(total or 0), int(scored))
+            for m, n, total, scored in self._connection.execute(query)
         ]
 
 
+SCORE_SCALE = 10_000
+
+
+def _score_sum() -> ColumnElement[Any]:
+    """The sum of scores in integer 1/10000ths: exact, so both databases agree to the digit.
+
+    Scores are stored rounded to 4 decimals, so the rounding here is unambiguous; a float
+    AVG would differ in the last bits between SQLite and PostgreSQL.
+    """
+    return func.sum(cast(func.round(_MESSAGE.c.sentiment * SCORE_SCALE), Integer))
+
+
+def _mean(total: Any, count: Any) -> float | None:
+    return round(int(total) / int(count) / SCORE_SCALE, 4) if count else None
+
+
 def _sentiment_row(member: Any, name: Any, values: Any, unscored: int | None) -> SentimentRow:
-    pos, neu, neg, mean = tuple(values)
+    pos, neu, neg, total, scored = tuple(values)
     return SentimentRow(
         member,
         name,
         int(pos or 0),
         int(neu or 0),
         int(neg or 0),
-        float(mean) if mean is not None else None,
+        _mean(total, scored),
         unscored,
     )
 
