@@ -58,6 +58,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, insert, select, update
@@ -431,3 +432,35 @@ def test_explicit_range_matches_the_day_and_spans_the_shanghai_midnight(
     assert both["messages"]["value"] == 7
     assert both["hour_histogram"]["counts"][23] == 2  # m1 and m8
     assert both["participants"]["value"] == 2
+
+
+def test_a_burst_above_four_weeks_of_the_same_hour_is_an_anomaly(database_url: str) -> None:
+    """Fri 19:00 local (11:00Z) had 1 message in each of the 4 weeks before; now 12."""
+    from datetime import date, timedelta
+
+    from analytics.periods import resolve_period
+    from handlers.stats import collect_stats
+    from storage.queries import find_group
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    try:
+        friday = at(18, 11)  # Fri 2026-09-18 19:00 Shanghai
+        events: list[list[MessageEvent | MembershipEvent]] = [
+            [msg(f"w{k}", "a", friday - timedelta(weeks=k), "平常的一句话")] for k in range(1, 5)
+        ]
+        events += [
+            [msg(f"b{n}", f"u{n % 3}", friday + timedelta(minutes=n), "怎么回事")]
+            for n in range(12)
+        ]
+        EventStore(engine).store(events)
+        group = find_group(engine, "g1")
+        assert group is not None
+        period = resolve_period("day", date(2026, 9, 18), ZoneInfo("Asia/Shanghai"))
+        found = collect_stats(engine, group, period, wanted={"anomalies"}).to_json()["anomalies"]
+    finally:
+        engine.dispose()
+    # baseline 1, 1, 1, 1: mean 1, sigma 0; 12 > 1 and reaches the minimum of 10
+    assert found == [
+        {"measure": "messages", "hour": "2026-09-18T19:00", "value": 12, "mean": 1.0, "sigma": 0.0}
+    ]
