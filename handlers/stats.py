@@ -283,8 +283,8 @@ def collect_stats(
         checkins = _participation(more, period, opts, facts, current)
         _participation(more, previous, opts, before, earlier)
         if keys & {*BUSINESS, "operator_score", "targets"}:
-            _business(more, period, facts, current, details)
-            _business(more, previous, before, earlier, {})
+            _business(more, period, opts.rule, facts, current, details)
+            _business(more, previous, opts.rule, before, earlier, {})
         if keys & {*RETENTION, "targets"}:
             last_day = (
                 (now.astimezone(period.zone).date() - timedelta(days=1))
@@ -424,17 +424,27 @@ def _participation(
 def _business(
     more: MetricQueries,
     period: Period,
+    rule: ActivityRule,
     facts: PeriodFacts,
     values: dict[str, float | int | None],
     details: dict[str, Any],
 ) -> None:
     start, end = period.start_utc, period.end_utc
     orders = more.orders(start, end)
-    active = sum(1 for a in facts.activity if a.messages > 0)
+    members = facts.member_ids_at_end or frozenset()
+    # "Members with a paid order ÷ members": a payer who has left is not in either count.
+    payers = more.payer_ids(start, end) & members
+    active = {
+        a.member_id
+        for a in facts.activity
+        if a.member_id in members
+        and a.messages >= rule.min_messages
+        and a.active_days >= rule.min_active_days
+    }
     gmv = orders.gmv_fen / 100
     profit = (orders.gmv_fen - orders.cost_fen) / 100
     values["paid_members"] = more.paid_members(end)
-    values["conversion_rate"] = catalogue.ratio(orders.payers, facts.members_at_end)
+    values["conversion_rate"] = catalogue.ratio(len(payers), facts.members_at_end)
     values["gmv"] = gmv
     values["profit"] = profit
     values["profit_margin"] = catalogue.ratio(profit, orders.cost_fen / 100)
@@ -442,8 +452,8 @@ def _business(
     details["orders_imported"] = orders.orders_imported
     note = {} if orders.orders_imported else {"note": "no orders imported"}
     details["conversion_rate"] = {
-        "payers": orders.payers,
-        "of_active": catalogue.ratio(more.payers_among_active(start, end), active),
+        "payers": len(payers),
+        "of_active": catalogue.ratio(len(payers & active), len(active)),
     } | note
     details["gmv"] = {"orders": orders.orders, "currency": "CNY"} | note
     details["profit"] = {"cost": orders.cost_fen / 100} | note

@@ -370,21 +370,19 @@ class MetricQueries:
         ).one()
         return OrderFacts(bool(imported), int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
-    def payers_among_active(self, start: datetime, end: datetime) -> int:
-        """Distinct payers in the range who also sent a conversation message in it."""
-        active = (
-            select(_MESSAGE.c.member_id)
-            .select_from(self._from_messages())
-            .where(self._conversation(start, end))
+    def payer_ids(self, start: datetime, end: datetime) -> set[int]:
+        """Member ids with a paid order in the range (few: one row per paying person)."""
+        query = (
+            select(_ORDER.c.member_id)
+            .where(
+                self._in_groups(),
+                _ORDER.c.status.in_(PAID_STATES),
+                _ORDER.c.paid_at >= start,
+                _ORDER.c.paid_at < end,
+            )
+            .distinct()
         )
-        query = select(func.count(func.distinct(_ORDER.c.member_id))).where(
-            self._in_groups(),
-            _ORDER.c.status.in_(PAID_STATES),
-            _ORDER.c.paid_at >= start,
-            _ORDER.c.paid_at < end,
-            _ORDER.c.member_id.in_(active),
-        )
-        return int(self._connection.execute(query).scalar_one())
+        return {int(m) for m in self._connection.execute(query).scalars()}
 
     # --- members and lifecycle ------------------------------------------------------
 
