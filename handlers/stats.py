@@ -276,8 +276,9 @@ def collect_stats(
     with engine.connect() as connection:
         queries = PeriodQueries(connection, ids)
         more = MetricQueries(connection, ids, excluded_users=opts.exclude_users)
-        facts = _facts(queries, more, period, opts.rule)
-        before = _facts(queries, more, previous, opts.rule)
+        excluded_users = frozenset(opts.exclude_users)
+        facts = _facts(queries, more, period, opts.rule, excluded_users)
+        before = _facts(queries, more, previous, opts.rule, excluded_users)
         current = countable_metrics(facts, opts.rule)
         earlier = countable_metrics(before, opts.rule)
         checkins = _participation(more, period, opts, facts, current)
@@ -383,8 +384,13 @@ def _with_rule(options: StatsOptions, rule: ActivityRule) -> StatsOptions:
 
 
 def _facts(
-    queries: PeriodQueries, more: MetricQueries, period: Period, rule: ActivityRule
+    queries: PeriodQueries,
+    more: MetricQueries,
+    period: Period,
+    rule: ActivityRule,
+    excluded: frozenset[str],
 ) -> PeriodFacts:
+    """The period's counts; ``activity.exclude_users`` leave rank and active members."""
     start, end = period.start_utc, period.end_utc
     changes = queries.membership_changes(start, end)
     activity = queries.member_activity(
@@ -395,7 +401,7 @@ def _facts(
     )
     return PeriodFacts(
         messages=queries.message_count(start, end),
-        activity=tuple(activity),
+        activity=tuple(a for a in activity if a.user_id not in excluded),
         joins=changes.get("join", 0),
         leaves=changes.get("leave", 0),
         removed=changes.get("removed", 0),

@@ -464,3 +464,28 @@ def test_a_burst_above_four_weeks_of_the_same_hour_is_an_anomaly(database_url: s
     assert found == [
         {"measure": "messages", "hour": "2026-09-18T19:00", "value": 12, "mean": 1.0, "sigma": 0.0}
     ]
+
+
+def test_excluded_users_count_in_messages_but_not_in_rank_words_or_activity(
+    tmp_path: Path, history: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "excluded.toml"
+    config.write_text(
+        history.read_text(encoding="utf-8") + '\n[activity]\nexclude_users = ["d"]\n',
+        encoding="utf-8",
+    )
+    doc = run_stats(
+        capsys,
+        config,
+        "--group",
+        "g1",
+        "--metrics",
+        "messages,message_rank,active_members,participants,top_words",
+    )
+    assert doc["messages"]["value"] == 6  # d's messages are still messages
+    assert [e["member"] for e in doc["message_rank"]] == ["a"]
+    assert doc["active_members"]["value"] == 1
+    assert doc["participants"]["value"] == 1  # only a's check-in (m2)
+    words = {w["word"]: w["count"] for w in doc["top_words"]}
+    assert words.get("打卡") == 1
+    assert "关照" not in words  # m3 was d's
