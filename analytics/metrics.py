@@ -63,12 +63,22 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def active_members(activity: Iterable[MemberActivity], rule: ActivityRule) -> int:
-    """活跃用户数: members meeting the activity rule."""
+def active_members(
+    activity: Iterable[MemberActivity],
+    rule: ActivityRule,
+    members: frozenset[int] | None = None,
+) -> int:
+    """活跃用户数: members meeting the activity rule.
+
+    With ``members`` (ids in the group at the end of the period), someone who spoke and
+    then left does not count, so that ``activity_rate`` stays within [0, 1].
+    """
     return sum(
         1
         for member in activity
-        if member.messages >= rule.min_messages and member.active_days >= rule.min_active_days
+        if member.messages >= rule.min_messages
+        and member.active_days >= rule.min_active_days
+        and (members is None or member.member_id in members)
     )
 
 
@@ -118,7 +128,7 @@ COUNTABLE = (
 
 def countable_metrics(facts: PeriodFacts, rule: ActivityRule) -> dict[str, float | int | None]:
     """Every countable metric of one period, keyed by metric id."""
-    active = active_members(facts.activity, rule)
+    active = active_members(facts.activity, rule, facts.member_ids_at_end)
     members = facts.members_at_end
     return {
         "messages": facts.messages,

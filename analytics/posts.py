@@ -42,6 +42,18 @@ DIGEST_ORDER = (
 NOT_METRICS = frozenset(
     {"group", "period", "message_rank", "top_words", "sentiment_split", "anomalies", "segments"}
 )
+#: Countable metrics where a fall is good news (coloured as such).
+LOWER_IS_BETTER = frozenset({"leaves", "removed", "leave_rate"})
+SEGMENT_NAMES: dict[str, dict[str, str]] = {
+    "high_active": {"zh_CN": "高活跃", "en": "highly active"},
+    "silent": {"zh_CN": "沉默", "en": "silent"},
+    "churn_warning": {"zh_CN": "流失预警", "en": "churn warning"},
+}
+ANOMALY_MEASURES: dict[str, dict[str, str]] = {
+    "messages": {"zh_CN": "消息量", "en": "messages"},
+    "negative": {"zh_CN": "负面消息", "en": "negative messages"},
+    "leaves": {"zh_CN": "退群", "en": "leaves"},
+}
 
 TEXT: dict[str, dict[str, str]] = {
     "leaderboard_title": {"zh_CN": "{group} 今日发言排行", "en": "{group}: today's top talkers"},
@@ -67,6 +79,11 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "anomalies": {"zh_CN": "异常提醒", "en": "Anomalies"},
     "segments": {"zh_CN": "成员分层", "en": "Segments"},
+    "topics": {"zh_CN": "热门话题", "en": "Hot topics"},
+    "anomaly_line": {
+        "zh_CN": "{hour} {measure} {value}(平时约 {mean})",
+        "en": "{hour}: {measure} {value} (usually about {mean})",
+    },
     "targets": {"zh_CN": "目标对比", "en": "Targets"},
     "target_line": {
         "zh_CN": "{name}: 实际 {actual} / 目标 {target} {mark}",
@@ -348,10 +365,15 @@ def render_digest(
     )
     for key in keys:
         change = document[key]
+        if "note" in change or (change.get("value") is None and change.get("previous") is None):
+            continue  # no data behind it (e.g. no orders imported): nothing to report
         moved = format_change(key, change)
+        tone = _tone(moved)
+        if key in LOWER_IS_BETTER and tone != "muted":
+            tone = "good" if tone == "bad" else "bad"
         lines.append(
             f"- {metric_name(key, locale)}: **{format_value(key, change.get('value'))}** "
-            f"{_colour(moved, _tone(moved), flavour)}"
+            f"{_colour(moved, tone, flavour)}"
         )
     talkers = visible_rank(document.get("message_rank", []))[:top_talkers]
     if talkers:
@@ -361,6 +383,7 @@ def render_digest(
             for t in talkers
         ]
     lines += _words_section(document.get("top_words"), locale)
+    lines += _topics_section(document.get("topics"), locale)
     lines += _sentiment_section(document.get("sentiment_split"), locale)
     lines += _list_section("anomalies", document.get("anomalies"), locale, flavour)
     lines += _segments_section(document.get("segments"), locale)
@@ -416,9 +439,38 @@ def _list_section(key: str, value: object, locale: Locale, flavour: Flavour) -> 
             lines.append(f"- {clean_failure(item)}")
         elif isinstance(item, Mapping):
             words = item.get("description") or item.get("text") or item.get("summary")
+            if not words and "measure" in item and "hour" in item:
+                measure = str(item["measure"])
+                words = text(
+                    "anomaly_line",
+                    locale,
+                    hour=str(item["hour"]).replace("T", " "),
+                    measure=ANOMALY_MEASURES.get(measure, {}).get(locale, measure),
+                    value=item.get("value"),
+                    mean=f"{float(item.get('mean') or 0):.1f}",
+                )
             if words:
                 lines.append(f"- {_colour(clean_failure(str(words)), 'bad', flavour)}")
     return ["", f"**{text(key, locale)}**", *lines] if lines else []
+
+
+def _topics_section(value: object, locale: Locale) -> list[str]:
+    """Configured topics with their message counts, or the automatic keywords."""
+    if not isinstance(value, Mapping):
+        return []
+    if value.get("source") == "configured":
+        items = [
+            f"{clean_name(str(t.get('name')), '?')}({t.get('messages', 0)})"
+            for t in value.get("topics") or []
+            if isinstance(t, Mapping) and t.get("messages")
+        ]
+    else:
+        items = [
+            clean_name(str(k.get("keyword")), "?")
+            for k in value.get("keywords") or []
+            if isinstance(k, Mapping)
+        ][:8]
+    return ["", f"**{text('topics', locale)}**", " · ".join(items)] if items else []
 
 
 def _segments_section(value: object, locale: Locale) -> list[str]:
@@ -428,7 +480,8 @@ def _segments_section(value: object, locale: Locale) -> list[str]:
     for name, item in value.items():
         count = item.get("count") if isinstance(item, Mapping) else item
         if isinstance(count, int):
-            parts.append(f"{clean_name(str(name), '?')} {format_count(count)}")
+            label = SEGMENT_NAMES.get(str(name), {}).get(locale) or clean_name(str(name), "?")
+            parts.append(f"{label} {format_count(count)}")
     return ["", f"**{text('segments', locale)}**", " · ".join(parts)] if parts else []
 
 

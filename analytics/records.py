@@ -32,3 +32,5 @@ class PeriodFacts:
     removed: int
     members_at_start: int
     members_at_end: int
+    #: Member ids in the group at the end; when given, only they can be active members.
+    member_ids_at_end: frozenset[int] | None = None

@@ -8,7 +8,20 @@ from analytics.labels import Locale, metric_name
 from analytics.metrics import Change
 
 #: Metrics that are fractions and read best as percentages.
-RATES = frozenset({"activity_rate", "leave_rate"})
+RATES = frozenset(
+    {
+        "activity_rate",
+        "leave_rate",
+        "participation_rate",
+        "conversion_rate",
+        "profit_margin",
+        "retention_d1",
+        "retention_d7",
+        "retention_d30",
+    }
+)
+#: Money in yuan: always two decimals.
+MONEY = frozenset({"gmv", "profit", "aov"})
 
 
 def format_value(metric_id: str, value: float | int | None) -> str:
@@ -17,6 +30,8 @@ def format_value(metric_id: str, value: float | int | None) -> str:
         return "–"
     if metric_id in RATES:
         return f"{value * 100:.1f}%"
+    if metric_id in MONEY:
+        return f"{value:,.2f}"
     if isinstance(value, int) or float(value).is_integer():
         return format_count(int(value))
     return f"{value:.2f}"

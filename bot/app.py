@@ -23,6 +23,7 @@ from bot.replies import build_reply_channels
 from bot.scheduler import JobScheduler, runner_id
 from bot.senders import SlidingWindowLimiter, build_senders
 from bot.senders.ratelimit import Sleep
+from bot.sentiment import SentimentWorker
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
 from config import Settings, redact_url
@@ -58,6 +59,8 @@ class Service:
     sender: OutboxSender
     jobs: Jobs
     scheduler: JobScheduler
+    #: Scores new messages in the background; alerting adds itself to ``listeners``.
+    sentiment: SentimentWorker
     #: WeCom session-archive pullers by bot id: ``pull_async()`` is the hook for the
     #: ``msgaudit_notify`` event and the scheduler.
     archive_pullers: dict[str, ArchivePuller] = field(default_factory=dict)
@@ -166,6 +169,7 @@ def build_service(
         after_store=lambda stored: after_store(stored),
     )
     pullers = archive_pullers(settings, engine)
+    sentiment = SentimentWorker(engine, settings)
 
     def after_store(stored: list[Stored]) -> None:
         """React to newly stored events: commands, and archive notices."""
@@ -186,6 +190,7 @@ def build_service(
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await writer.start()
+        await sentiment.start()
         for stream in streams:
             await stream.start()
         if run_scheduler:
@@ -195,6 +200,7 @@ def build_service(
         await sender.stop()
         for stream in streams:
             await stream.stop()
+        await sentiment.stop()
         await writer.stop()
         await dispatcher.stop()
         await http.aclose()
@@ -216,6 +222,7 @@ def build_service(
         sender,
         jobs,
         scheduler,
+        sentiment,
         archive_pullers=pullers,
         streams=streams,
     )

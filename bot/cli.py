@@ -50,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     stats = commands.add_parser("stats", parents=[config], help="print a group's metrics")
-    stats.add_argument("--group", required=True, metavar="CHAT_ID", help="the group's chat id")
+    target = stats.add_mutually_exclusive_group(required=True)
+    target.add_argument("--group", metavar="CHAT_ID", help="the group's chat id")
+    target.add_argument(
+        "--operator", metavar="USER", help="all groups this operator runs (config operators)"
+    )
     stats.add_argument("--platform", choices=("wecom", "dingtalk", "feishu"))
     stats.add_argument(
         "--period",
@@ -61,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--from", dest="first", type=_date, help="first day of an explicit range")
     stats.add_argument("--to", dest="last", type=_date, help="last day of an explicit range")
     stats.add_argument("--json", action="store_true", help="print JSON keyed by metric id")
+    stats.add_argument(
+        "--metrics", metavar="A,B,C", help="only these metric ids (default: every one)"
+    )
+
+    sentiment = commands.add_parser("sentiment", help="message sentiment (SnowNLP)")
+    sentiment_commands = sentiment.add_subparsers(
+        dest="sentiment_command", required=True, metavar="ACTION"
+    )
+    rescore = sentiment_commands.add_parser(
+        "rescore", parents=[config], help="score text messages again (all, or unscored only)"
+    )
+    rescore.add_argument("--group", metavar="CHAT_ID", help="only this group")
+    rescore.add_argument(
+        "--unscored", action="store_true", help="only messages without a score yet"
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -169,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wecom-stats": _wecom_stats,
         "run": _run,
         "outbox": _outbox,
+        "sentiment": _sentiment,
     }[args.command]
     try:
         settings = load_settings(args.config)
@@ -276,12 +296,11 @@ def _db(_args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from analytics.metrics import ActivityRule
     from analytics.periods import resolve_period
     from bot.demo.build import build_demo
     from bot.demo.generator import DemoSize
     from bot.terminal import print_stats
-    from handlers.stats import collect_stats
+    from handlers.stats import StatsOptions, collect_stats
     from storage.db import make_engine
     from storage.queries import list_groups
 
@@ -293,10 +312,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"building the sample community in {path} (seed {args.seed}) …", file=sys.stderr)
     build_demo(path, args.seed, DemoSize(args.groups, args.members, args.days), last_day, zone)
     engine = make_engine(f"sqlite:///{path}")
-    rule = ActivityRule(settings.activity.min_messages, settings.activity.min_active_days)
+    options = StatsOptions.from_settings(settings)
     try:
         for group in list_groups(engine):
-            stats = collect_stats(engine, group, resolve_period("7d", last_day, zone), rule)
+            stats = collect_stats(
+                engine, group, resolve_period("7d", last_day, zone), options=options
+            )
             print_stats(stats, settings.locale)
             print()
     finally:
@@ -422,12 +443,51 @@ def _wecom_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(outcome.error for outcome in outcomes) else 0
 
 
-def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    from analytics.metrics import ActivityRule
-    from analytics.periods import PeriodError, explicit_period, resolve_period
-    from handlers.stats import collect_stats
+def _sentiment(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.sentiment import rescore
     from storage.db import make_engine
     from storage.queries import AmbiguousGroup, find_group
+
+    engine = make_engine(settings.storage.url)
+    try:
+        group_id = None
+        if args.group:
+            try:
+                group = find_group(engine, args.group)
+            except AmbiguousGroup as error:
+                raise UsageError(f"--group: {error}") from None
+            if group is None:
+                raise UsageError(f"--group: no group {args.group!r} in the database yet")
+            group_id = group.id
+        count = rescore(engine, settings, group_id=group_id, only_unscored=args.unscored)
+    finally:
+        engine.dispose()
+    print(f"scored {count} messages")
+    return 0
+
+
+def _operator_groups(settings: Settings, user: str) -> list[tuple[str, str]]:
+    """(platform, chat id) of every configured group ``user`` runs."""
+    found: list[tuple[str, str]] = []
+    for group in settings.groups:
+        everywhere = getattr(settings.operators, group.platform)
+        if user in group.operators or user in everywhere:
+            found.append((group.platform, group.chat_id))
+    return found
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC
+
+    from analytics.periods import PeriodError, explicit_period, resolve_period
+    from handlers.stats import StatsOptions, UnknownMetric, collect_stats, parse_metrics
+    from storage.db import make_engine
+    from storage.queries import AmbiguousGroup, GroupRecord, find_group
+
+    try:
+        wanted = parse_metrics(args.metrics)
+    except UnknownMetric as error:
+        raise UsageError(f"--metrics: {error}") from None
 
     zone = settings.zone
     try:
@@ -443,22 +503,47 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = make_engine(settings.storage.url)
     try:
-        try:
-            group = find_group(engine, args.group, args.platform)
-        except AmbiguousGroup as error:
-            raise UsageError(f"--group: {error} with --platform") from None
-        except Exception as error:
+        wanted_groups = (
+            _operator_groups(settings, args.operator)
+            if args.operator
+            else [(args.platform, args.group)]
+        )
+        if args.operator and not wanted_groups:
             raise UsageError(
-                f"storage.url: cannot read the database ({type(error).__name__}); "
-                "run `qunpulse db upgrade` or check the URL"
-            ) from None
-        if group is None:
-            raise UsageError(
-                f"--group: no group {args.group!r} in the database yet "
-                "(it appears once the bot has received a message from it)"
+                f"--operator: {args.operator!r} runs no group; list them in "
+                "[[groups]].operators or [operators].<platform>"
             )
-        rule = ActivityRule(settings.activity.min_messages, settings.activity.min_active_days)
-        stats = collect_stats(engine, group, period, rule)
+        groups: list[GroupRecord] = []
+        for platform, chat_id in wanted_groups:
+            try:
+                group = find_group(engine, chat_id, platform)
+            except AmbiguousGroup as error:
+                raise UsageError(f"--group: {error} with --platform") from None
+            except Exception as error:
+                raise UsageError(
+                    f"storage.url: cannot read the database ({type(error).__name__}); "
+                    "run `qunpulse db upgrade` or check the URL"
+                ) from None
+            if group is not None:
+                groups.append(group)
+            elif not args.operator:
+                raise UsageError(
+                    f"--group: no group {chat_id!r} in the database yet "
+                    "(it appears once the bot has received a message from it)"
+                )
+        if not groups:
+            raise UsageError(
+                f"--operator: none of {args.operator!r}'s groups is in the database yet"
+            )
+        stats = collect_stats(
+            engine,
+            groups,
+            period,
+            options=StatsOptions.from_settings(settings),
+            wanted=wanted,
+            now=datetime.now(UTC),
+            operator=args.operator,
+        )
     finally:
         engine.dispose()
 
@@ -624,8 +709,8 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC
     from pathlib import Path
 
-    from analytics.metrics import ActivityRule
     from handlers.export import build_sheets, gather_export, write_csv, write_xlsx
+    from handlers.stats import StatsOptions
     from storage.audit import record_audit
     from storage.queries import AmbiguousGroup, find_group
 
@@ -638,8 +723,8 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"--group: {error} with --platform") from None
         if group is None:
             raise UsageError(f"--group: no group {args.group!r} in the database yet")
-        rule = ActivityRule(settings.activity.min_messages, settings.activity.min_active_days)
-        data = gather_export(engine, group, period, rule, datetime.now(UTC))
+        options = StatsOptions.from_settings(settings)
+        data = gather_export(engine, group, period, options, datetime.now(UTC))
         sheets = build_sheets(data, settings.locale)
         # DingTalk chat ids are base64 and may hold "/" or "+": keep the name a file name.
         safe = re.sub(r"[^A-Za-z0-9_.=-]", "_", group.chat_id)

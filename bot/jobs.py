@@ -21,8 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 
 from analytics.charts import render_weekly_chart, render_word_cloud, top_words_counts
-from analytics.metrics import ActivityRule
-from analytics.periods import Period, resolve_period
+from analytics.periods import Period, offset_segments, resolve_period
 from analytics.posts import RenderedPost, TargetCheck, render_digest, render_leaderboard
 from bot.platforms.base import Clock
 from bot.retention import run_retention
@@ -30,11 +29,14 @@ from bot.senders import Target
 from bot.telemetry import Telemetry
 from config import Settings
 from config.settings import JOBS, GroupSettings
-from handlers.stats import collect_stats
+from handlers.stats import StatsOptions, collect_stats
 from storage.outbox import NewPost, Outbox
-from storage.queries import GroupRecord, find_group
+from storage.queries import GroupRecord, daily_series, find_group
 
 log = logging.getLogger(__name__)
+
+#: What the leaderboard shows: counting these alone keeps 1,000 groups' runs cheap.
+LEADERBOARD_METRICS = frozenset({"messages", "active_members", "members", "message_rank"})
 
 
 ALERTS_TARGET = "alerts.webhook"
@@ -104,7 +106,7 @@ class Jobs:
         self._clock = clock
         self._on_queued = on_queued
         self._resolve = targets_from(settings)
-        self._rule = ActivityRule(settings.activity.min_messages, settings.activity.min_active_days)
+        self._options = StatsOptions.from_settings(settings)
 
     def run(self, job: str, day: date, chat_id: str | None = None) -> JobResult:
         """Run ``job`` for the period containing ``day`` (optionally one group only).
@@ -143,12 +145,22 @@ class Jobs:
         self, group: GroupSettings, record: GroupRecord, day: date, result: JobResult
     ) -> None:
         zone = self._settings.zone
-        today = collect_stats(self._engine, record, resolve_period("day", day, zone), self._rule)
+        today = collect_stats(
+            self._engine,
+            record,
+            resolve_period("day", day, zone),
+            options=self._options,
+            wanted=LEADERBOARD_METRICS,
+        )
         if not today.metrics["messages"].value:
             result.notes.append(f"{group_key(group)}: no messages on {day}, no leaderboard")
             return
         yesterday = collect_stats(
-            self._engine, record, resolve_period("yesterday", day, zone), self._rule
+            self._engine,
+            record,
+            resolve_period("yesterday", day, zone),
+            options=self._options,
+            wanted=LEADERBOARD_METRICS,
         )
         target = f"group:{group_key(group)}"
         resolved = self._resolve(target)
@@ -188,7 +200,7 @@ class Jobs:
             if resolved is None:
                 result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
                 return
-        stats = collect_stats(self._engine, record, period, self._rule)
+        stats = collect_stats(self._engine, record, period, options=self._options)
         failures = [
             f"{p.job} {p.period_key}: {p.error}"
             for p in self._outbox.failed_since(
@@ -234,16 +246,20 @@ class Jobs:
 
     def _weekly_chart(self, record: GroupRecord, period: Period) -> bytes:
         """Messages and active members per day of ``period``, as a PNG."""
-        zone = self._settings.zone
         days = period.dates()
-        per_day = [
-            collect_stats(self._engine, record, resolve_period("day", day, zone), self._rule)
-            for day in days
-        ]
+        with self._engine.connect() as connection:
+            per_day = daily_series(
+                connection,
+                record.id,
+                period.start_utc,
+                period.end_utc,
+                offset_segments(period.zone, period.start_utc, period.end_utc),
+                min_messages=self._settings.activity.min_messages,
+            )
         return render_weekly_chart(
             days,
-            [int(s.metrics["messages"].value or 0) for s in per_day],
-            [int(s.metrics["active_members"].value or 0) for s in per_day],
+            [per_day[day].messages if day in per_day else 0 for day in days],
+            [per_day[day].active_members if day in per_day else 0 for day in days],
         )
 
     def _queue(

@@ -246,16 +246,93 @@ class AlertsSettings(_Section):
 
 
 class ActivitySettings(_Section):
-    """The activity rule of METRICS.md ``active_members``."""
+    """The activity rule of METRICS.md ``active_members``, and what counts as taking part."""
 
     min_messages: int = Field(default=1, ge=1)
     min_active_days: int = Field(default=0, ge=0)
+    #: A text message containing one of these is a check-in (打卡): ``participants``.
+    checkin_keywords: tuple[str, ...] = ("打卡",)
+    #: User ids (e.g. staff or customer-service accounts) left out of rank, words, segments.
+    exclude_users: tuple[str, ...] = ()
 
 
 class TargetsSettings(_Section):
     activity_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     retention_d7: float | None = Field(default=None, ge=0.0, le=1.0)
     conversion_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: GMV goal per period in yuan (元); also the reference of operator_score's GMV part.
+    gmv: float | None = Field(default=None, ge=0.0)
+
+
+class SentimentSettings(_Section):
+    """SnowNLP cut-offs of ``sentiment_split`` and the background scorer's pace."""
+
+    positive: float = Field(default=0.7, ge=0.0, le=1.0)
+    negative: float = Field(default=0.3, ge=0.0, le=1.0)
+    batch_size: int = Field(default=200, ge=1)
+    interval_seconds: float = Field(default=5.0, gt=0.0)
+    #: Texts with fewer Chinese characters than this are scored neutral (0.5).
+    min_chinese_chars: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SentimentSettings:
+        if self.negative >= self.positive:
+            raise ValueError(
+                f"sentiment.negative ({self.negative}) must be below sentiment.positive "
+                f"({self.positive})"
+            )
+        return self
+
+
+class TextSettings(_Section):
+    """Word counting: jieba dictionary, stop words, how much text one report reads."""
+
+    stop_words: tuple[str, ...] = ()
+    #: A jieba user dictionary (one ``word [freq] [tag]`` a line) for product names.
+    user_dict: str | None = None
+    #: Where jieba keeps its dictionary cache; default: the system temp directory.
+    cache_dir: str | None = None
+    top_n: int = Field(default=30, ge=1)
+    #: At most this many of the period's newest texts are segmented per report.
+    max_texts: int = Field(default=5000, ge=1)
+
+
+class StickinessSettings(_Section):
+    """``stickiness``: weights of active-day ratio, message volume, participation."""
+
+    weight_days: float = Field(default=0.5, ge=0.0)
+    weight_volume: float = Field(default=0.3, ge=0.0)
+    weight_participation: float = Field(default=0.2, ge=0.0)
+    high: float = Field(default=0.6, ge=0.0, le=1.0)
+    mid: float = Field(default=0.3, ge=0.0, le=1.0)
+
+
+class SegmentsSettings(_Section):
+    """``segments``: silent after this many days, high-active from this many days a week."""
+
+    silent_days: int = Field(default=14, ge=1)
+    high_active_days: int = Field(default=4, ge=1, le=7)
+    churn_window_days: int = Field(default=14, ge=1)
+
+
+class AnomaliesSettings(_Section):
+    """``anomalies``: mean + ``sigmas`` σ of the same hour of week over ``weeks`` weeks."""
+
+    weeks: int = Field(default=4, ge=1)
+    sigmas: float = Field(default=3.0, gt=0.0)
+    min_messages: int = Field(default=10, ge=1)
+    min_negative: int = Field(default=3, ge=1)
+    min_leaves: int = Field(default=3, ge=1)
+
+
+class ScoreSettings(_Section):
+    """``operator_score`` weights; parts without data are left out and the rest rescaled."""
+
+    weight_activity: float = Field(default=0.3, ge=0.0)
+    weight_growth: float = Field(default=0.2, ge=0.0)
+    weight_sentiment: float = Field(default=0.2, ge=0.0)
+    weight_conversion: float = Field(default=0.2, ge=0.0)
+    weight_gmv: float = Field(default=0.1, ge=0.0)
 
 
 class RetentionSettings(_Section):
@@ -316,6 +393,13 @@ class Settings(_Section):
     alerts: AlertsSettings = AlertsSettings()
     activity: ActivitySettings = ActivitySettings()
     targets: TargetsSettings = TargetsSettings()
+    sentiment: SentimentSettings = SentimentSettings()
+    text: TextSettings = TextSettings()
+    topics: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    stickiness: StickinessSettings = StickinessSettings()
+    segments: SegmentsSettings = SegmentsSettings()
+    anomalies: AnomaliesSettings = AnomaliesSettings()
+    score: ScoreSettings = ScoreSettings()
     retention: RetentionSettings = RetentionSettings()
     platforms: PlatformsSettings = PlatformsSettings()
 

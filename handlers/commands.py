@@ -7,18 +7,19 @@ never holds up the event loop, and with it the callbacks of other messages.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from analytics.labels import Locale, metric_name
 from analytics.member_days import activity_streak
-from analytics.metrics import ActivityRule, Change, RankEntry, message_rank
+from analytics.metrics import Change, RankEntry, message_rank
 from analytics.periods import Period, offset_segments, resolve_period
 from analytics.quick_words import count_words
 from analytics.report import format_delta, format_value
 from handlers.context import Answer, Context
-from handlers.stats import collect_stats
+from handlers.stats import StatsOptions, collect_stats
 from handlers.texts import text
 from storage import commands as repo
 from storage.queries import GroupRecord, PeriodQueries
@@ -43,10 +44,6 @@ KEY_METRICS = (
     "net_growth",
     "messages_per_member",
 )
-
-
-def _rule(ctx: Context) -> ActivityRule:
-    return ActivityRule(ctx.settings.activity.min_messages, ctx.settings.activity.min_active_days)
 
 
 def _period(ctx: Context, default: str) -> Period:
@@ -82,7 +79,15 @@ async def stats(ctx: Context) -> Answer:
     """/stats [period]: the group's key metrics against the previous period (operators)."""
     group = _group(ctx)
     period = _period(ctx, "day")
-    result = await asyncio.to_thread(collect_stats, ctx.engine, group, period, _rule(ctx))
+    result = await asyncio.to_thread(
+        functools.partial(
+            collect_stats,
+            ctx.engine,
+            group,
+            period,
+            options=StatsOptions.from_settings(ctx.settings),
+        )
+    )
     title = text("stats_title", ctx.locale, group=group_label(ctx, group), period=period.label())
     body = render_stats(result.to_json(), ctx.locale, public=ctx.in_group)
     return Answer("\n".join([f"**{title}**", "", *body, *_note(group, ctx.locale)]), title)

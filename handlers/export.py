@@ -20,10 +20,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from analytics.labels import Locale, metric_name, word
-from analytics.metrics import ActivityRule
 from analytics.periods import Period, offset_segments
 from analytics.report import RATES
-from handlers.stats import GroupStats, collect_stats
+from handlers.stats import GroupStats, StatsOptions, collect_stats
 from storage.queries import DailyRow, GroupRecord, MemberRow, daily_series, member_directory
 
 Cell = str | int | float | date | datetime | None
@@ -64,10 +63,10 @@ class ExportData:
 
 
 def gather_export(
-    engine: Engine, group: GroupRecord, period: Period, rule: ActivityRule, now: datetime
+    engine: Engine, group: GroupRecord, period: Period, options: StatsOptions, now: datetime
 ) -> ExportData:
     """Read a group's figures for ``period`` (the same numbers as ``qunpulse stats``)."""
-    stats = collect_stats(engine, group, period, rule)
+    stats = collect_stats(engine, group, period, options=options, now=now)
     start, end = period.start_utc, period.end_utc
     with engine.connect() as connection:
         members = member_directory(connection, group.id, start, end)
@@ -77,7 +76,7 @@ def gather_export(
             start,
             end,
             offset_segments(period.zone, start, end),
-            min_messages=rule.min_messages,
+            min_messages=options.rule.min_messages,
         )
     daily = [by_day.get(day) or DailyRow(day, 0, 0, 0, 0, 0) for day in period.dates()]
     return ExportData(stats, members, daily, now)

@@ -93,8 +93,18 @@ class Message(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("platform", "platform_msg_id", name="uq_message_platform_msg"),
-        Index("ix_message_group_sent", "group_id", "sent_at"),
         Index("ix_message_group_member_sent", "group_id", "member_id", "sent_at"),
+        # Covers every period aggregate, so they never read table rows (migration 0003);
+        # it starts with (group_id, sent_at), so it also serves range scans by time.
+        Index(
+            "ix_message_group_sent_cover",
+            "group_id",
+            "sent_at",
+            "member_id",
+            "is_command",
+            "sentiment",
+            "recalled_at",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -231,9 +231,10 @@ async def test_93000_is_not_retried_marked_failed_and_told_to_operators(
             update={"groups": (w.settings.groups[0].model_copy(update={"digest_to": "operators"}),)}
         )
         jobs2 = Jobs(settings, w.engine, outbox, w.clock)
-        [digest_id] = jobs2.run("daily_digest", DAY, "wx-g1").queued
-        await sender.drain([digest_id])
-        [body] = [b["markdown"]["content"] for b in w.hooks.accepted["wecom"]]
+        # The digest itself, and its word cloud now that top_words exists.
+        queued = jobs2.run("daily_digest", DAY, "wx-g1").queued
+        await sender.drain(queued)
+        [body] = [b["markdown"]["content"] for b in w.hooks.accepted["wecom"] if "markdown" in b]
         assert "93000" in body
         assert "leaderboard" in body
     finally:
@@ -319,14 +320,17 @@ async def test_weekly_digest_carries_a_chart_where_the_platform_takes_images(
 
     _, sender, jobs, _, _ = world.process()
     result = jobs.run("weekly_digest", DAY)
-    assert len(result.queued) == 4  # three digests and one chart (WeCom only)
+    # Three digests, and for WeCom (the one robot that takes images) a chart and a word cloud.
+    assert len(result.queued) == 5
     await sender.drain()
-    markdown, image = world.hooks.accepted["wecom"]
+    markdown, *images = world.hooks.accepted["wecom"]
     assert "社群周报" in markdown["markdown"]["content"]
-    png = base64.b64decode(image["image"]["base64"])
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(png) <= 2 * 1024 * 1024
-    assert image["image"]["md5"] == hashlib.md5(png).hexdigest()  # noqa: S324 - WeCom checksum
+    assert len(images) == 2
+    for image in images:
+        png = base64.b64decode(image["image"]["base64"])
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        assert len(png) <= 2 * 1024 * 1024
+        assert image["image"]["md5"] == hashlib.md5(png).hexdigest()  # noqa: S324 - WeCom checksum
     # DingTalk and Feishu robots take no image: the digest says where to look instead.
     assert "不能发图片" in world.hooks.accepted["dingtalk"][0]["markdown"]["text"]
     feishu = world.hooks.accepted["feishu"][0]["card"]["elements"][0]["content"]

@@ -108,11 +108,11 @@ def test_digest_shows_known_and_extra_metrics_targets_and_failures() -> None:
     assert post.title == "VIP 用户群 社群日报"
     assert "消息总量: **1.2万**" in body
     assert "社群活跃度: **12.5%**" in body
-    assert "retention_d7" in body  # an extra metric, shown by its id until it has a name
+    assert "7日留存" in body  # an extra countable metric, shown under its name
     assert "活动(12) · 优惠(7)" in body
     assert "正面 60.0% · 中性 30.0% · 负面 10.0%" in body
     assert "18:00–20:00 负面消息激增" in body
-    assert "silent 4 · churn＿warning 2" in body
+    assert "沉默 4 · 流失预警 2" in body
     assert "实际 12.5% / 目标 15.0%" in body
     assert "✗" in body
     assert "errcode 93000" in body

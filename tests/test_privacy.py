@@ -98,10 +98,22 @@ def stats(capsys: pytest.CaptureFixture[str], config: str, day: str = "2026-11-2
     return json.loads(out)
 
 
+#: Figures read from the words themselves: blanking text rightly changes them.
+TEXT_FIGURES = ("top_words", "topics")
+
+
 def counts(document: dict) -> dict:
-    """Every figure of a stats document except the names (which forget may erase)."""
-    figures = {k: v for k, v in document.items() if k not in ("group", "period", "message_rank")}
+    """Every figure of a stats document but names and words (which forget may erase).
+
+    Sentiment scores are kept with the message, so the split stays; only texts still
+    waiting for a score are no longer waiting once their text is gone.
+    """
+    skip = ("group", "period", "message_rank", *TEXT_FIGURES)
+    figures = {k: v for k, v in document.items() if k not in skip}
     figures["rank"] = [(e["member"], e["messages"]) for e in document["message_rank"]]
+    split = dict(figures.get("sentiment_split") or {})
+    split["counts"] = {k: v for k, v in (split.get("counts") or {}).items() if k != "unscored"}
+    figures["sentiment_split"] = split
     return figures
 
 

@@ -169,3 +169,32 @@ def test_local_dates_follow_daylight_saving(engine: Engine) -> None:
         )
     assert days == [date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 1), date(2026, 11, 2)]
     assert [(a.messages, a.active_days) for a in in_week] == [(3, 2)]
+
+
+def test_hour_histogram_and_heatmap_follow_daylight_saving(engine: Engine) -> None:
+    """New York, Sat 31 Oct .. Mon 2 Nov 2026: 01:30 happens twice on 1 Nov (EDT, then EST)."""
+    from handlers.stats import collect_stats
+
+    zone = ZoneInfo("America/New_York")
+    EventStore(engine).store(
+        [
+            [message("h1", "u", datetime(2026, 10, 31, 16, 0, tzinfo=UTC))],  # Sat 12:00 EDT
+            [message("h2", "u", datetime(2026, 11, 1, 5, 30, tzinfo=UTC))],  # Sun 01:30 EDT
+            [message("h3", "u", datetime(2026, 11, 1, 6, 30, tzinfo=UTC))],  # Sun 01:30 EST
+            [message("h4", "u", datetime(2026, 11, 2, 17, 0, tzinfo=UTC))],  # Mon 12:00 EST
+            [message("h5", "u", datetime(2026, 11, 3, 4, 59, tzinfo=UTC))],  # Mon 23:59 EST
+            [message("h6", "u", datetime(2026, 11, 3, 5, 0, tzinfo=UTC))],  # Tue 00:00: outside
+        ]
+    )
+    group = find_group(engine, "g1")
+    assert group is not None
+    period = resolve_period("3d", date(2026, 11, 2), zone)
+    doc = collect_stats(
+        engine, group, period, wanted={"messages", "hour_histogram", "heatmap"}
+    ).to_json()
+    counts = doc["hour_histogram"]["counts"]
+    assert (counts[1], counts[12], counts[23], sum(counts)) == (2, 2, 1, 5)
+    assert doc["messages"]["value"] == 5
+    grid = doc["heatmap"]["counts"]
+    assert (grid[5][12], grid[6][1], grid[0][12], grid[0][23]) == (1, 2, 1, 1)
+    assert doc["heatmap"]["peak_weekday"] == 0  # Monday 2 and Sunday 2: the earlier weekday

@@ -1,0 +1,153 @@
+"""Chinese text analysis: jieba segmentation, stop words, top words, topics.
+
+jieba is heavy to start (it builds its prefix dictionary, about a second), so it is
+imported and initialised lazily, once per process, the first time a text metric is asked
+for; ``qunpulse stats --metrics messages`` never pays for it. Its dictionary cache goes to
+``text.cache_dir`` or the system temp directory, which must be writable.
+
+What never becomes a word: one-character tokens, pure numbers (also ``12.5``, ``30%``),
+URLs, WeCom/WeChat emoji codes such as ``[流泪]``, @-mentions, and the stop words of the
+shipped Chinese and English lists plus ``text.stop_words``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+#: WeCom / WeChat emoji codes are a bracketed word: [微笑], [流泪], [Smile], [捂脸].
+EMOJI_CODE = re.compile(r"\[[\u4e00-\u9fffA-Za-z]{1,8}\]")
+#: An @-mention runs to the next space (WeCom ends it with U+2005, others with a space).
+MENTION = re.compile(r"@[^\s\u2005\u2006@]{1,32}")
+_NUMBER = re.compile(r"^[+-]?\d+(?:[.,:]\d+)*%?$")
+_HAS_WORD_CHAR = re.compile(r"[\u4e00-\u9fffA-Za-z]")
+
+
+def clean(text: str) -> str:
+    """Remove URLs, emoji codes and @-mentions: they are never words."""
+    for pattern in (_URL, EMOJI_CODE, MENTION):
+        text = pattern.sub(" ", text)
+    return text
+
+
+def shipped_stop_words() -> frozenset[str]:
+    """The Chinese and English stop words shipped in ``analytics/data``."""
+    words: set[str] = set()
+    for name in ("stopwords_zh.txt", "stopwords_en.txt"):
+        content = resources.files("analytics").joinpath("data", name).read_text(encoding="utf-8")
+        words.update(
+            line.strip().lower() for line in content.splitlines() if line and line[0] != "#"
+        )
+    words.discard("")
+    return frozenset(words)
+
+
+@dataclass(frozen=True, slots=True)
+class TextConfig:
+    """What the segmenter needs from settings (``[text]``)."""
+
+    stop_words: tuple[str, ...] = ()
+    user_dict: str | None = None
+    cache_dir: str | None = None
+
+
+class Segmenter:
+    """jieba with our filters; build one per process with :func:`segmenter`."""
+
+    def __init__(self, config: TextConfig) -> None:
+        import jieba
+
+        tokenizer = jieba.Tokenizer()
+        cache_dir = Path(config.cache_dir or tempfile.gettempdir())
+        tokenizer.tmp_dir = str(cache_dir)
+        tokenizer.cache_file = "qunpulse-jieba.cache"
+        # jieba logs its progress at DEBUG through its own logger; keep it quiet.
+        jieba.setLogLevel(30)
+        tokenizer.initialize()
+        if config.user_dict:
+            tokenizer.load_userdict(config.user_dict)
+        self._tokenizer: Any = tokenizer
+        self.stop_words = shipped_stop_words() | {w.lower() for w in config.stop_words}
+
+    def words(self, text: str) -> list[str]:
+        """The countable words of one text, in order (identical texts segmented once)."""
+        return list(self._words(text))
+
+    @functools.lru_cache(maxsize=50_000)  # noqa: B019 - one Segmenter per process, kept forever
+    def _words(self, text: str) -> tuple[str, ...]:
+        return tuple(
+            token
+            for token in (t.strip() for t in self._tokenizer.cut(clean(text)))
+            if keep(token, self.stop_words)
+        )
+
+    def keywords(self, texts: Sequence[str], top: int) -> list[tuple[str, float]]:
+        """Automatic topic keywords: TF-IDF of the texts' words (jieba's IDF table)."""
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(self.words(text))
+        total = sum(counts.values())
+        if not total:
+            return []
+        idf, median = _idf_table()
+        weights = {w: n / total * idf.get(w, median) for w, n in counts.items()}
+        ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
+        return ranked[:top]
+
+
+_IDF: tuple[dict[str, float], float] | None = None
+
+
+def _idf_table() -> tuple[dict[str, float], float]:
+    """jieba's IDF table (``jieba/analyse/idf.txt``), read once, and its median."""
+    global _IDF
+    if _IDF is None:
+        content = resources.files("jieba").joinpath("analyse", "idf.txt").read_text("utf-8")
+        table: dict[str, float] = {}
+        for line in content.splitlines():
+            word, _, value = line.strip().partition(" ")
+            if word and value:
+                table[word] = float(value)
+        values = sorted(table.values())
+        _IDF = (table, values[len(values) // 2] if values else 1.0)
+    return _IDF
+
+
+def keep(token: str, stop_words: frozenset[str]) -> bool:
+    """Whether a token counts as a word."""
+    return (
+        len(token) > 1
+        and _NUMBER.match(token) is None
+        and _HAS_WORD_CHAR.search(token) is not None
+        and token.lower() not in stop_words
+    )
+
+
+_LOCK = threading.Lock()
+_SEGMENTERS: dict[TextConfig, Segmenter] = {}
+
+
+def segmenter(config: TextConfig) -> Segmenter:
+    """The process's segmenter for ``config``, built on first use (thread-safe)."""
+    with _LOCK:
+        found = _SEGMENTERS.get(config)
+        if found is None:
+            found = _SEGMENTERS[config] = Segmenter(config)
+        return found
+
+
+def top_words(seg: Segmenter, texts: Iterable[str], top: int) -> list[tuple[str, int]]:
+    """内容高频词: words by count, descending; ties alphabetical, so output is stable."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(seg.words(text))
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]

@@ -1,0 +1,189 @@
+"""The background sentiment scorer: SnowNLP off the request path, in batches.
+
+Callbacks store messages and answer at once; this worker finds text messages without a
+score (``sentiment IS NULL``), scores them in a worker thread (SnowNLP is CPU-bound and
+would block the event loop), stores the scores and then calls its listeners with the
+newly scored messages, which is where alerting hooks in::
+
+    worker.listeners.append(my_async_callback)   # async def cb(scored: list[Scored]) -> None
+
+It walks the primary key from where it left off and looks back ``LOOKBACK`` ids on every
+pass, because on PostgreSQL a transaction holding a smaller id can commit after a larger
+one. Several processes may score the same message; the score is the same, so that is
+harmless. Commands to the bot and messages without text are never scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, bindparam, select, update
+
+from analytics.sentiment import score
+from config import Settings
+from storage.models import Message
+
+log = logging.getLogger(__name__)
+_MESSAGE = Message.__table__  # type: ignore[attr-defined]
+LOOKBACK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A message that just got its score."""
+
+    message_id: int
+    group_id: int
+    member_id: int
+    text: str
+    sent_at: datetime
+    sentiment: float
+
+
+Listener = Callable[[list[Scored]], Awaitable[None]]
+
+
+def score_batch(
+    engine: Engine,
+    *,
+    after_id: int,
+    limit: int,
+    min_chinese_chars: int,
+    only_unscored: bool = True,
+    group_id: int | None = None,
+) -> list[Scored]:
+    """Score up to ``limit`` text messages with an id above ``after_id``; store the scores."""
+    query = (
+        select(
+            _MESSAGE.c.id,
+            _MESSAGE.c.group_id,
+            _MESSAGE.c.member_id,
+            _MESSAGE.c.text,
+            _MESSAGE.c.sent_at,
+        )
+        .where(
+            _MESSAGE.c.id > after_id,
+            _MESSAGE.c.text.is_not(None),
+            _MESSAGE.c.is_command.is_(False),
+        )
+        .order_by(_MESSAGE.c.id)
+        .limit(limit)
+    )
+    if only_unscored:
+        query = query.where(_MESSAGE.c.sentiment.is_(None))
+    if group_id is not None:
+        query = query.where(_MESSAGE.c.group_id == group_id)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    scored = [
+        Scored(
+            int(r.id),
+            int(r.group_id),
+            int(r.member_id),
+            str(r.text),
+            r.sent_at,
+            # 4 decimals: enough for any threshold, and sums stay exact (metric_queries).
+            round(score(str(r.text), min_chinese_chars), 4),
+        )
+        for r in rows
+    ]
+    if scored:
+        statement = (
+            update(_MESSAGE)
+            .where(_MESSAGE.c.id == bindparam("target"))
+            .values(sentiment=bindparam("value"))
+        )
+        with engine.begin() as connection:
+            connection.execute(
+                statement, [{"target": s.message_id, "value": s.sentiment} for s in scored]
+            )
+    return scored
+
+
+def rescore(
+    engine: Engine, settings: Settings, *, group_id: int | None = None, only_unscored: bool = False
+) -> int:
+    """Score every text message again (or only unscored ones); returns how many."""
+    cursor, total = 0, 0
+    while True:
+        batch = score_batch(
+            engine,
+            after_id=cursor,
+            limit=max(settings.sentiment.batch_size, 500),
+            min_chinese_chars=settings.sentiment.min_chinese_chars,
+            only_unscored=only_unscored,
+            group_id=group_id,
+        )
+        if not batch:
+            return total
+        total += len(batch)
+        cursor = batch[-1].message_id
+
+
+class SentimentWorker:
+    """Scores newly stored messages in the background while the server runs."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine = engine
+        self._batch = settings.sentiment.batch_size
+        self._interval = settings.sentiment.interval_seconds
+        self._min_chars = settings.sentiment.min_chinese_chars
+        self._cursor = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        #: Async callbacks called with each batch of newly scored messages.
+        self.listeners: list[Listener] = []
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sentiment-worker")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (a thread cannot be cancelled), then stop."""
+        if self._task is not None:
+            self._stopping = True
+            self._wake.set()
+            await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        """Look for new messages now instead of at the next interval."""
+        self._wake.set()
+
+    async def run_once(self) -> list[Scored]:
+        """Score one batch (in a worker thread), then tell the listeners."""
+        scored = await asyncio.to_thread(
+            score_batch,
+            self._engine,
+            after_id=max(0, self._cursor - LOOKBACK),
+            limit=self._batch,
+            min_chinese_chars=self._min_chars,
+        )
+        if scored:
+            self._cursor = max(self._cursor, scored[-1].message_id)
+            for listener in list(self.listeners):
+                try:
+                    await listener(scored)
+                except Exception:
+                    log.exception("a sentiment listener failed; the scores are stored")
+        return scored
+
+    async def _run(self) -> None:
+        # The first pass waits one interval (or a wake()), so that start-up stays quick.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._interval)
+        while not self._stopping:
+            try:
+                scored = await self.run_once()
+            except Exception:
+                log.exception("sentiment scoring failed; retrying in %.0f s", self._interval)
+                scored = []
+            if len(scored) < self._batch and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval)

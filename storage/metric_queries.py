@@ -1,0 +1,663 @@
+"""Aggregates behind the rest of the metric catalogue (content, business, lifecycle).
+
+Like :class:`storage.queries.PeriodQueries`, everything runs as GROUP BY in the database
+over the indexed ``(group_id, sent_at)`` / ``(group_id, member_id, sent_at)`` columns and
+returns plain records; only the text metrics read message text, and only the period's
+texts of the asked groups, newest first, up to a limit.
+
+Which messages count where (the "noise" rule, README "Which messages count"):
+- ``messages``, the hour histogram, the heatmap and volume anomalies: every message of a
+  member (bots excluded, commands to the bot included: a member did send them);
+- rank, words, topics, check-ins, sentiment and everything about one member: only
+  conversation, i.e. no bots, no commands, no ``activity.exclude_users``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+
+from analytics.periods import OffsetSegment
+from storage.models import GroupMember, Member, MembershipEvent, Message, Order
+from storage.queries import (
+    DEPARTURES,
+    as_date,
+    bot_ids,
+    local_date,
+    local_day_number,
+    local_epoch_seconds,
+)
+
+_MEMBER = Member.__table__  # type: ignore[attr-defined]
+_GROUP_MEMBER = GroupMember.__table__  # type: ignore[attr-defined]
+_MESSAGE = Message.__table__  # type: ignore[attr-defined]
+_MEMBERSHIP = MembershipEvent.__table__  # type: ignore[attr-defined]
+_ORDER = Order.__table__  # type: ignore[attr-defined]
+
+#: Order states that mean money arrived (refunded and cancelled orders do not count).
+PAID_STATES = ("paid", "completed")
+
+#: ``msg_type`` values (as the platforms name them) per behaviour; see README.
+IMAGE_TYPES = ("image", "picture", "emotion", "sticker")
+SHARE_TYPES = ("link", "card", "weapp", "news", "share", "sharing", "miniprogram", "location")
+RED_PACKET_TYPES = ("redpacket", "red_packet", "hongbao", "external_redpacket")
+
+
+@dataclass(frozen=True, slots=True)
+class HourCount:
+    """Messages in one local hour: ``hour`` is the local wall-clock start of the hour."""
+
+    hour: datetime
+    messages: int
+    negative: int
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentRow:
+    """Scored text messages of one member (or, with ``member`` None, of the groups)."""
+
+    member: str | None
+    name: str | None
+    positive: int
+    neutral: int
+    negative: int
+    mean: float | None
+    #: Texts not scored yet (overall only; None per member).
+    unscored: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFacts:
+    orders_imported: bool
+    orders: int
+    gmv_fen: int
+    cost_fen: int
+    payers: int
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentMember:
+    member_id: int
+    user_id: str
+    name: str | None
+    opted_out: bool
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecentActivity:
+    """One member's messages up to an instant: the last 7 days, the 7 before, the last."""
+
+    member_id: int
+    last_7: int
+    previous_7: int
+    days_last_7: int
+    last_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Joiner:
+    member_id: int
+    user_id: str
+    joined_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFacts:
+    """A member's conversation in a window: messages, and scores (sum in 1/10000, count)."""
+
+    member_id: int
+    messages: int
+    score_total: int
+    scored: int
+
+
+class MetricQueries:
+    """Catalogue aggregates for one group or several (an operator's), on one connection."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        group_ids: Sequence[int],
+        *,
+        excluded_users: Collection[str] = (),
+    ) -> None:
+        self._connection = connection
+        self._groups = tuple(group_ids)
+        self._excluded = tuple(excluded_users)
+
+    # --- building blocks ----------------------------------------------------------
+
+    def _from_messages(self) -> Any:
+        # No join: filters use the message's member_id, so the covering index suffices.
+        return _MESSAGE
+
+    def _any_message(self, start: datetime, end: datetime) -> ColumnElement[bool]:
+        return and_(
+            _MESSAGE.c.group_id.in_(self._groups),
+            _MESSAGE.c.sent_at >= start,
+            _MESSAGE.c.sent_at < end,
+            _MESSAGE.c.member_id.not_in(bot_ids()),
+            # A recalled (撤回) message is gone for its readers, so it counts nowhere.
+            _MESSAGE.c.recalled_at.is_(None),
+        )
+
+    def _conversation(self, start: datetime, end: datetime) -> ColumnElement[bool]:
+        condition = and_(self._any_message(start, end), _MESSAGE.c.is_command.is_(False))
+        if self._excluded:
+            excluded = select(_MEMBER.c.id).where(_MEMBER.c.user_id.in_(self._excluded))
+            condition = and_(condition, _MESSAGE.c.member_id.not_in(excluded))
+        return condition
+
+    def _matches_any(self, keywords: Sequence[str]) -> ColumnElement[bool]:
+        if not keywords:
+            return literal(False)
+        return or_(*(_MESSAGE.c.text.contains(k, autoescape=True) for k in keywords))
+
+    def _hour_bucket(
+        self, column: ColumnElement[datetime], segments: Sequence[OffsetSegment]
+    ) -> ColumnElement[Any]:
+        """SQL for the local hour of a stored UTC time, as whole hours since 1970-01-01.
+
+        Integer arithmetic on the epoch (one parse per row) is several times faster on
+        SQLite than formatting a shifted timestamp, and exact at hour boundaries.
+        """
+        return local_epoch_seconds(self._connection, column, segments) // 3600
+
+    def hourly(
+        self,
+        start: datetime,
+        end: datetime,
+        segments: Sequence[OffsetSegment],
+        negative_at_or_below: float,
+    ) -> list[HourCount]:
+        """Messages (as ``messages`` counts them) and negative ones, per local hour."""
+        key = self._hour_bucket(_MESSAGE.c.sent_at, segments).label("hour")
+        negative = func.sum(
+            case(
+                (
+                    and_(
+                        _MESSAGE.c.sentiment <= negative_at_or_below,
+                        _MESSAGE.c.is_command.is_(False),
+                    ),
+                    1,
+                ),
+                else_=0,
+            )
+        )
+        query = (
+            select(key, func.count(), negative)
+            .select_from(self._from_messages())
+            .where(self._any_message(start, end))
+            .group_by(key)
+            .order_by(key)
+        )
+        return [
+            HourCount(_from_bucket(hour), int(count), int(neg or 0))
+            for hour, count, neg in self._connection.execute(query)
+        ]
+
+    def hourly_leaves(
+        self, start: datetime, end: datetime, segments: Sequence[OffsetSegment]
+    ) -> dict[datetime, int]:
+        """Departures (leave or removed) per local hour."""
+        key = self._hour_bucket(_MEMBERSHIP.c.occurred_at, segments).label("hour")
+        query = (
+            select(key, func.count())
+            .where(
+                _MEMBERSHIP.c.group_id.in_(self._groups),
+                _MEMBERSHIP.c.occurred_at >= start,
+                _MEMBERSHIP.c.occurred_at < end,
+                _MEMBERSHIP.c.kind.in_(DEPARTURES),
+            )
+            .group_by(key)
+        )
+        return {_from_bucket(hour): int(count) for hour, count in self._connection.execute(query)}
+
+    def texts(self, start: datetime, end: datetime, limit: int) -> list[str]:
+        """The period's conversation texts, newest first, at most ``limit``."""
+        query = (
+            select(_MESSAGE.c.text)
+            .select_from(self._from_messages())
+            .where(self._conversation(start, end), _MESSAGE.c.text.is_not(None))
+            .order_by(_MESSAGE.c.sent_at.desc())
+            .limit(limit)
+        )
+        return [str(text) for text in self._connection.execute(query).scalars()]
+
+    def topic_counts(
+        self, start: datetime, end: datetime, topics: dict[str, tuple[str, ...]]
+    ) -> dict[str, int]:
+        """Conversation messages matching each topic's keywords, one query for all."""
+        if not topics:
+            return {}
+        columns = [
+            func.sum(case((self._matches_any(words), 1), else_=0)).label(f"t{index}")
+            for index, words in enumerate(topics.values())
+        ]
+        row = self._connection.execute(
+            select(*columns)
+            .select_from(self._from_messages())
+            .where(self._conversation(start, end), _MESSAGE.c.text.is_not(None))
+        ).one()
+        return {name: int(row[index] or 0) for index, name in enumerate(topics)}
+
+    def sentiment(
+        self, start: datetime, end: datetime, positive: float, negative: float, *, per_member: bool
+    ) -> list[SentimentRow]:
+        """Scored conversation texts by bucket and their mean, overall or per member.
+
+        The buckets read the covering index only (a score implies a text); the overall
+        row also counts texts the background scorer has not reached yet.
+        """
+        scored = _MESSAGE.c.sentiment
+        per = (
+            select(
+                *([_MESSAGE.c.member_id] if per_member else []),
+                func.sum(case((scored >= positive, 1), else_=0)).label("pos"),
+                func.sum(case((and_(scored > negative, scored < positive), 1), else_=0)).label(
+                    "neu"
+                ),
+                func.sum(case((scored <= negative, 1), else_=0)).label("neg"),
+                _score_sum().label("total"),
+                func.count(scored).label("scored"),
+            )
+            .select_from(_MESSAGE)
+            .where(self._conversation(start, end), scored.is_not(None))
+        )
+        if not per_member:
+            row = self._connection.execute(per).one()
+            unscored = self._connection.execute(
+                select(func.count())
+                .select_from(_MESSAGE)
+                .where(
+                    self._conversation(start, end),
+                    scored.is_(None),
+                    _MESSAGE.c.text.is_not(None),
+                )
+            ).scalar_one()
+            return [_sentiment_row(None, None, row, int(unscored))]
+        sub = per.group_by(_MESSAGE.c.member_id).subquery()
+        query = (
+            select(
+                _MEMBER.c.user_id,
+                _MEMBER.c.display_name,
+                sub.c.pos,
+                sub.c.neu,
+                sub.c.neg,
+                sub.c.total,
+                sub.c.scored,
+            )
+            .select_from(sub.join(_MEMBER, _MEMBER.c.id == sub.c.member_id))
+            .order_by(_MEMBER.c.user_id, _MEMBER.c.id)
+        )
+        return [_sentiment_row(r[0], r[1], r[2:], None) for r in self._connection.execute(query)]
+
+    def behaviours(
+        self, start: datetime, end: datetime, checkin_keywords: Sequence[str]
+    ) -> dict[str, int]:
+        """Counts of check-ins, shares, red packets, images and @-mentions (one query)."""
+        kind = _MESSAGE.c.msg_type
+        text = _MESSAGE.c.text
+        is_share = or_(kind.in_(SHARE_TYPES), text.contains("http://"), text.contains("https://"))
+        is_red = or_(kind.in_(RED_PACKET_TYPES), text.contains("[红包]"))
+        flags = {
+            "checkins": self._matches_any(checkin_keywords),
+            "shares": is_share,
+            "red_packets": is_red,
+            "images": kind.in_(IMAGE_TYPES),
+            "mentions": text.contains("@"),
+        }
+        columns = [func.sum(case((flag, 1), else_=0)) for flag in flags.values()]
+        row = self._connection.execute(
+            select(func.count(), *columns)
+            .select_from(self._from_messages())
+            .where(self._conversation(start, end))
+        ).one()
+        counts = {"messages": int(row[0])}
+        counts.update({name: int(row[i + 1] or 0) for i, name in enumerate(flags)})
+        return counts
+
+    def checkin_days(
+        self,
+        start: datetime,
+        end: datetime,
+        segments: Sequence[OffsetSegment],
+        keywords: Sequence[str],
+    ) -> dict[int, int]:
+        """Per member: distinct local days with a check-in message."""
+        if not keywords:
+            return {}
+        day = local_day_number(self._connection, _MESSAGE.c.sent_at, segments)
+        query = (
+            select(_MESSAGE.c.member_id, func.count(func.distinct(day)))
+            .select_from(self._from_messages())
+            .where(self._conversation(start, end), self._matches_any(keywords))
+            .group_by(_MESSAGE.c.member_id)
+        )
+        return {int(member): int(days) for member, days in self._connection.execute(query)}
+
+    # --- business -------------------------------------------------------------------
+
+    def _in_groups(self) -> ColumnElement[bool]:
+        """Orders of people seen in the groups (orders carry no group of their own)."""
+        condition: ColumnElement[bool] = _ORDER.c.member_id.in_(
+            select(_GROUP_MEMBER.c.member_id).where(_GROUP_MEMBER.c.group_id.in_(self._groups))
+        )
+        return condition
+
+    def orders(self, start: datetime, end: datetime) -> OrderFacts:
+        """Paid orders of the groups' members in the range: count, GMV, cost, payers."""
+        imported = self._connection.execute(
+            select(func.count()).select_from(_ORDER).where(self._in_groups())
+        ).scalar_one()
+        row = self._connection.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(_ORDER.c.amount_fen), 0),
+                func.coalesce(func.sum(func.coalesce(_ORDER.c.cost_fen, 0)), 0),
+                func.count(func.distinct(_ORDER.c.member_id)),
+            ).where(
+                self._in_groups(),
+                _ORDER.c.status.in_(PAID_STATES),
+                _ORDER.c.paid_at >= start,
+                _ORDER.c.paid_at < end,
+            )
+        ).one()
+        return OrderFacts(bool(imported), int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+    def payer_ids(self, start: datetime, end: datetime) -> set[int]:
+        """Member ids with a paid order in the range (few: one row per paying person)."""
+        query = (
+            select(_ORDER.c.member_id)
+            .where(
+                self._in_groups(),
+                _ORDER.c.status.in_(PAID_STATES),
+                _ORDER.c.paid_at >= start,
+                _ORDER.c.paid_at < end,
+            )
+            .distinct()
+        )
+        return {int(m) for m in self._connection.execute(query).scalars()}
+
+    # --- members and lifecycle ------------------------------------------------------
+
+    def current_members(self, instant: datetime) -> list[CurrentMember]:
+        """People in the groups just before ``instant`` (same rule as ``members``)."""
+        latest_kind = (
+            select(_MEMBERSHIP.c.kind)
+            .where(
+                _MEMBERSHIP.c.group_id == _GROUP_MEMBER.c.group_id,
+                _MEMBERSHIP.c.member_id == _GROUP_MEMBER.c.member_id,
+                _MEMBERSHIP.c.occurred_at < instant,
+            )
+            .order_by(_MEMBERSHIP.c.occurred_at.desc(), _MEMBERSHIP.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = (
+            select(
+                _MEMBER.c.id,
+                _MEMBER.c.user_id,
+                _MEMBER.c.display_name,
+                _MEMBER.c.opted_out,
+                func.min(_GROUP_MEMBER.c.first_seen_at),
+            )
+            .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+            .where(
+                _GROUP_MEMBER.c.group_id.in_(self._groups),
+                _GROUP_MEMBER.c.first_seen_at < instant,
+                _MEMBER.c.is_bot.is_(False),
+                func.coalesce(latest_kind, "join").not_in(DEPARTURES),
+            )
+            .group_by(_MEMBER.c.id, _MEMBER.c.user_id, _MEMBER.c.display_name, _MEMBER.c.opted_out)
+            .order_by(_MEMBER.c.user_id)
+        )
+        from storage.models import UTCDateTime
+
+        convert = UTCDateTime().process_result_value
+        return [
+            CurrentMember(
+                int(row[0]),
+                str(row[1]),
+                row[2],
+                bool(row[3]),
+                _aware(convert(row[4], self._connection.dialect)),
+            )
+            for row in self._connection.execute(query)
+        ]
+
+    def paid_members(self, instant: datetime) -> int:
+        """Members in the groups before ``instant`` flagged as paid members by then."""
+        ids = {m.member_id for m in self.current_members(instant)}
+        if not ids:
+            return 0
+        query = select(func.count()).where(
+            _MEMBER.c.id.in_(ids),
+            _MEMBER.c.paid_member_since.is_not(None),
+            _MEMBER.c.paid_member_since < instant,
+        )
+        return int(self._connection.execute(query).scalar_one())
+
+    def recent_activity(
+        self, instant: datetime, segments: Sequence[OffsetSegment], since: datetime
+    ) -> dict[int, RecentActivity]:
+        """Per member: conversation in the 7 days before ``instant``, the 7 before, the last."""
+        week = instant - timedelta(days=7)
+        fortnight = instant - timedelta(days=14)
+        recent_day = case(
+            (
+                _MESSAGE.c.sent_at >= week,
+                local_day_number(self._connection, _MESSAGE.c.sent_at, segments),
+            ),
+            else_=None,
+        )
+        query = (
+            select(
+                _MESSAGE.c.member_id,
+                func.sum(case((_MESSAGE.c.sent_at >= week, 1), else_=0)),
+                func.sum(
+                    case(
+                        (and_(_MESSAGE.c.sent_at >= fortnight, _MESSAGE.c.sent_at < week), 1),
+                        else_=0,
+                    )
+                ),
+                func.count(func.distinct(recent_day)),
+                func.max(_MESSAGE.c.sent_at),
+            )
+            .select_from(self._from_messages())
+            .where(self._conversation(since, instant))
+            .group_by(_MESSAGE.c.member_id)
+        )
+        from storage.models import UTCDateTime
+
+        convert = UTCDateTime().process_result_value
+        return {
+            int(row[0]): RecentActivity(
+                int(row[0]),
+                int(row[1] or 0),
+                int(row[2] or 0),
+                int(row[3] or 0),
+                _aware(convert(row[4], self._connection.dialect)) if row[4] is not None else None,
+            )
+            for row in self._connection.execute(query)
+        }
+
+    def joiners(self, start: datetime, end: datetime) -> list[Joiner]:
+        """Members whose (first) join in the range falls in it, with that join time."""
+        first_join = func.min(_MEMBERSHIP.c.occurred_at)
+        query = (
+            select(_MEMBER.c.id, _MEMBER.c.user_id, first_join)
+            .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+            .where(
+                _MEMBERSHIP.c.group_id.in_(self._groups),
+                _MEMBERSHIP.c.kind == "join",
+                _MEMBERSHIP.c.occurred_at >= start,
+                _MEMBERSHIP.c.occurred_at < end,
+                _MEMBER.c.is_bot.is_(False),
+            )
+            .group_by(_MEMBER.c.id, _MEMBER.c.user_id)
+            .order_by(_MEMBER.c.user_id)
+        )
+        from storage.models import UTCDateTime
+
+        convert = UTCDateTime().process_result_value
+        return [
+            Joiner(int(r[0]), str(r[1]), _aware(convert(r[2], self._connection.dialect)))
+            for r in self._connection.execute(query)
+        ]
+
+    def message_days(
+        self,
+        member_ids: Collection[int],
+        start: datetime,
+        end: datetime,
+        segments: Sequence[OffsetSegment],
+    ) -> dict[int, set[date]]:
+        """Per member of ``member_ids``: the local days with a conversation message."""
+        if not member_ids:
+            return {}
+        day = local_date(self._connection, _MESSAGE.c.sent_at, segments).label("day")
+        query = (
+            select(_MESSAGE.c.member_id, day)
+            .select_from(self._from_messages())
+            .where(self._conversation(start, end), _MESSAGE.c.member_id.in_(tuple(member_ids)))
+            .group_by(_MESSAGE.c.member_id, day)
+        )
+        days: dict[int, set[date]] = {}
+        for member, value in self._connection.execute(query):
+            days.setdefault(int(member), set()).add(as_date(value))
+        return days
+
+    def first_times(
+        self,
+        member_ids: Collection[int],
+        start: datetime,
+        end: datetime,
+        checkin_keywords: Sequence[str],
+    ) -> tuple[dict[int, datetime], dict[int, datetime], dict[int, datetime]]:
+        """Per member: first conversation message, first check-in, first paid order."""
+        if not member_ids:
+            return {}, {}, {}
+        ids = tuple(member_ids)
+        from storage.models import UTCDateTime
+
+        convert = UTCDateTime().process_result_value
+
+        def firsts(query: Any) -> dict[int, datetime]:
+            return {
+                int(member): _aware(convert(at, self._connection.dialect))
+                for member, at in self._connection.execute(query)
+                if at is not None
+            }
+
+        base = (
+            select(_MESSAGE.c.member_id, func.min(_MESSAGE.c.sent_at))
+            .select_from(self._from_messages())
+            .where(self._conversation(start, end), _MESSAGE.c.member_id.in_(ids))
+            .group_by(_MESSAGE.c.member_id)
+        )
+        checkin = base.where(self._matches_any(checkin_keywords))
+        paid = (
+            select(_ORDER.c.member_id, func.min(_ORDER.c.paid_at))
+            .where(
+                _ORDER.c.member_id.in_(ids),
+                _ORDER.c.status.in_(PAID_STATES),
+                _ORDER.c.paid_at >= start,
+                _ORDER.c.paid_at < end,
+            )
+            .group_by(_ORDER.c.member_id)
+        )
+        return firsts(base), firsts(checkin), firsts(paid)
+
+    def departures(self, start: datetime, end: datetime) -> list[tuple[int, datetime]]:
+        """(member, when) of every leave or removal in the range."""
+        query = (
+            select(_MEMBERSHIP.c.member_id, _MEMBERSHIP.c.occurred_at)
+            .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+            .where(
+                _MEMBERSHIP.c.group_id.in_(self._groups),
+                _MEMBERSHIP.c.kind.in_(DEPARTURES),
+                _MEMBERSHIP.c.occurred_at >= start,
+                _MEMBERSHIP.c.occurred_at < end,
+                _MEMBER.c.is_bot.is_(False),
+            )
+            .order_by(_MEMBERSHIP.c.occurred_at)
+        )
+        return [(int(m), _aware(at)) for m, at in self._connection.execute(query)]
+
+    def window(
+        self, member_ids: Collection[int] | None, start: datetime, end: datetime
+    ) -> list[WindowFacts]:
+        """Per member (of ``member_ids``, or all): conversation messages and mean sentiment."""
+        if member_ids is not None and not member_ids:
+            return []
+        query = (
+            select(
+                _MESSAGE.c.member_id,
+                func.count(),
+                _score_sum(),
+                func.count(_MESSAGE.c.sentiment),
+            )
+            .select_from(self._from_messages())
+            .where(self._conversation(start, end))
+            .group_by(_MESSAGE.c.member_id)
+        )
+        if member_ids is not None:
+            query = query.where(_MESSAGE.c.member_id.in_(tuple(member_ids)))
+        return [
+            WindowFacts(int(m), int(n), int(total or 0), int(scored))
+            for m, n, total, scored in self._connection.execute(query)
+        ]
+
+
+SCORE_SCALE = 10_000
+
+
+def _score_sum() -> ColumnElement[Any]:
+    """The sum of scores in integer 1/10000ths: exact, so both databases agree to the digit.
+
+    Scores are stored rounded to 4 decimals, so the rounding here is unambiguous; a float
+    AVG would differ in the last bits between SQLite and PostgreSQL.
+    """
+    return func.sum(cast(func.round(_MESSAGE.c.sentiment * SCORE_SCALE), Integer))
+
+
+def _mean(total: Any, count: Any) -> float | None:
+    return round(int(total) / int(count) / SCORE_SCALE, 4) if count else None
+
+
+def _sentiment_row(member: Any, name: Any, values: Any, unscored: int | None) -> SentimentRow:
+    pos, neu, neg, total, scored = tuple(values)
+    return SentimentRow(
+        member,
+        name,
+        int(pos or 0),
+        int(neu or 0),
+        int(neg or 0),
+        _mean(total, scored),
+        unscored,
+    )
+
+
+_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - local wall time counts from a naive epoch
+
+
+def _from_bucket(hours: Any) -> datetime:
+    """Local wall-clock start of an hour bucket (naive: the zone is the caller's)."""
+    return _EPOCH + timedelta(hours=int(hours))
+
+
+def _aware(value: Any) -> datetime:
+    from datetime import UTC
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)  # noqa: S101 - the column type guarantees it
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

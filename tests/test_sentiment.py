@@ -1,0 +1,120 @@
+"""Sentiment off the request path, and the words that never become words."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from analytics.sentiment import NEUTRAL, bucket, score
+from analytics.text import TextConfig, segmenter, top_words
+from bot.cli import main
+from bot.sentiment import Scored
+from tests.conftest import WECOM_AES_KEY, WECOM_TOKEN, RunningServer
+from tests.doubles.wecom import WeComAiBotDouble
+
+GROUP = "wrkSFfCgAAsent"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "好的",
+        "ok thanks, great product",
+        "[微笑][微笑][强]",
+        "@张三 收到",
+        "https://example.com/很好很好很好",
+    ],
+)
+def test_short_emoji_only_and_english_texts_are_neutral(text: str) -> None:
+    assert score(text) == NEUTRAL
+
+
+def test_clear_chinese_opinions_are_scored() -> None:
+    assert score("产品很好用，非常满意") >= 0.7
+    assert score("太差了，我要投诉退款") <= 0.3
+    assert bucket(0.7, 0.7, 0.3) == "positive"
+    assert bucket(0.3, 0.7, 0.3) == "negative"
+    assert bucket(0.5, 0.7, 0.3) == "neutral"
+
+
+def test_words_drop_emoji_codes_links_mentions_numbers_and_stop_words() -> None:
+    seg = segmenter(TextConfig(stop_words=("直播间",)))
+    words = top_words(
+        seg,
+        [
+            "@张三 [流泪][流泪] 我们的直播间 https://t.cn/abc 2026 12.5% 直播很精彩",
+            "直播 回放 www.example.com 的 了 the and",
+        ],
+        10,
+    )
+    assert dict(words) == {"直播": 2, "精彩": 1, "回放": 1}
+
+
+def test_segmenter_is_built_once_per_configuration() -> None:
+    assert segmenter(TextConfig()) is segmenter(TextConfig())
+
+
+async def test_worker_scores_new_messages_in_the_background_and_tells_listeners(
+    server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double = WeComAiBotDouble(server.callback_url("wecom-bot"), WECOM_TOKEN, WECOM_AES_KEY)
+    seen: list[Scored] = []
+    done = asyncio.Event()
+
+    async def listener(scored: list[Scored]) -> None:
+        seen.extend(scored)
+        if len(seen) >= 3:
+            done.set()
+
+    server.service.sentiment.listeners.append(listener)
+    script = [
+        ("s1", "alice", "产品很好用，非常满意"),
+        ("s2", "bob", "太差了，我要投诉退款"),
+        ("s3", "carol", "好的"),
+        ("s4", "dave", "/stats"),
+    ]
+    for msgid, user, text in script:
+        response = await double.deliver(double.group_text(msgid, GROUP, user, text))
+        assert response.status_code == 200
+    server.service.sentiment.wake()
+    await asyncio.wait_for(done.wait(), timeout=30)
+
+    assert sorted(s.text for s in seen) == sorted(t for _, _, t in script[:3])
+    assert [s.sentiment for s in seen if s.text == "好的"] == [NEUTRAL]
+
+    capsys.readouterr()
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    code = main(
+        [
+            "stats",
+            "-c",
+            str(server.config_file),
+            "--group",
+            GROUP,
+            "--date",
+            today,
+            "--json",
+            "--metrics",
+            "sentiment_split",
+        ]
+    )
+    assert code == 0
+    split = json.loads(capsys.readouterr().out)["sentiment_split"]
+    assert split["counts"] == {"positive": 1, "neutral": 1, "negative": 1, "unscored": 0}
+
+
+async def test_rescore_command_scores_stored_messages(
+    server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    double = WeComAiBotDouble(server.callback_url("wecom-bot"), WECOM_TOKEN, WECOM_AES_KEY)
+    for msgid, text in (("r1", "服务态度很好，很满意"), ("r2", "/help")):
+        assert (
+            await double.deliver(double.group_text(msgid, GROUP, "erin", text))
+        ).status_code == 200
+    capsys.readouterr()
+    assert main(["sentiment", "rescore", "-c", str(server.config_file), "--group", GROUP]) == 0
+    assert capsys.readouterr().out.strip() == "scored 1 messages"
