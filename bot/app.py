@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -260,9 +260,14 @@ def describe_bots(service: Service) -> list[str]:
     ]
 
 
-def serve(settings: Settings) -> None:
-    """Run the HTTP server until SIGINT or SIGTERM, then stop cleanly."""
+def serve(settings: Settings, *, extend: Callable[[web.Application], None] | None = None) -> None:
+    """Run the HTTP server until SIGINT or SIGTERM, then stop cleanly.
+
+    ``extend`` may add routes first (``qunpulse demo --serve`` adds its webhook sink).
+    """
     service = build_service(settings)
+    if extend is not None:
+        extend(service.web_app)
     for line in describe_bots(service):
         log.info("%s", line)
     log.info("listening on http://%s:%d", settings.server.host, settings.server.port)

@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=2026, help="the same seed gives the same community"
     )
     demo.add_argument("--date", type=_date, help="the last day of the history (default: today)")
+    demo.add_argument(
+        "--serve", action="store_true", help="then run the server on it, posts going to a sink"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="port for --serve (default 8080)")
     history = commands.add_parser(
         "import", parents=[config], help="load history: archive JSON lines, messages or orders CSV"
     )
@@ -297,36 +301,53 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from analytics.periods import resolve_period
+    from bot.app import serve, system_clock
     from bot.demo.build import build_demo
     from bot.demo.generator import DemoSize
+    from bot.demo.showcase import add_sink, demo_config, next_fire_hint, showcase
     from bot.terminal import print_stats
     from handlers.stats import StatsOptions, collect_stats
     from storage.db import make_engine
-    from storage.queries import list_groups
+    from storage.queries import find_group
 
     if min(args.groups, args.members, args.days) < 1:
         raise UsageError("--groups, --members and --days must be at least 1")
-    zone = settings.zone
-    last_day = args.date or datetime.now(zone).date()
+    last_day = args.date or datetime.now(settings.zone).date()
     path = Path(args.db)
     print(f"building the sample community in {path} (seed {args.seed}) …", file=sys.stderr)
-    build_demo(path, args.seed, DemoSize(args.groups, args.members, args.days), last_day, zone)
-    engine = make_engine(f"sqlite:///{path}")
-    options = StatsOptions.from_settings(settings)
+    size = DemoSize(args.groups, args.members, args.days)
+    community = build_demo(path, args.seed, size, last_day, settings)
+    config = path.with_suffix(".toml")
+    config.write_text(demo_config(path, community, args.port), encoding="utf-8")
+    demo = load_settings(config)
+    engine = make_engine(demo.storage.url)
+    pictures = path.parent / f"{path.stem}-pictures"
     try:
-        for group in list_groups(engine):
-            stats = collect_stats(
-                engine, group, resolve_period("7d", last_day, zone), options=options
-            )
-            print_stats(stats, settings.locale)
-            print()
+        for section in showcase(demo, engine, last_day, system_clock, pictures):
+            size_note = f"{len(section.body.encode())} bytes"
+            print(f"\n━━ {section.heading} · {size_note} ━━\n{section.body}")
+        first = community.groups[0]
+        group = find_group(engine, first.chat_id, first.platform)
+        if group is not None:
+            print(f"\n━━ qunpulse stats --group {first.chat_id} --period 7d ━━")
+            period = resolve_period("7d", last_day, demo.zone)
+            options = StatsOptions.from_settings(demo)
+            print_stats(collect_stats(engine, group, period, options=options), demo.locale)
     finally:
         engine.dispose()
     print(
-        f"Explore it: qunpulse stats --group CHAT_ID --period month, with "
-        f"QUNPULSE_STORAGE__URL=sqlite:///{path}",
+        f"\npictures (weekly charts, word clouds): {pictures}/\n"
+        f"the demo's config: {config} (try `qunpulse stats -c {config} --group "
+        f"{community.groups[0].chat_id} --period month`)",
         file=sys.stderr,
     )
+    if args.serve:
+        print(
+            f"serving the demo on http://127.0.0.1:{args.port}: /healthz, /metrics; "
+            f"posts go to a sink that prints them here. {next_fire_hint(demo)}",
+            file=sys.stderr,
+        )
+        serve(demo, extend=add_sink)
     return 0
 
 

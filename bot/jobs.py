@@ -141,9 +141,10 @@ class Jobs:
             self._on_queued()
         return result
 
-    def _leaderboard(
-        self, group: GroupSettings, record: GroupRecord, day: date, result: JobResult
-    ) -> None:
+    def leaderboard_post(
+        self, group: GroupSettings, record: GroupRecord, day: date, platform: str
+    ) -> tuple[Period, RenderedPost] | None:
+        """The leaderboard of ``day`` as ``platform`` shows it; ``None`` on a silent day."""
         zone = self._settings.zone
         today = collect_stats(
             self._engine,
@@ -153,8 +154,7 @@ class Jobs:
             wanted=LEADERBOARD_METRICS,
         )
         if not today.metrics["messages"].value:
-            result.notes.append(f"{group_key(group)}: no messages on {day}, no leaderboard")
-            return
+            return None
         yesterday = collect_stats(
             self._engine,
             record,
@@ -162,19 +162,29 @@ class Jobs:
             options=self._options,
             wanted=LEADERBOARD_METRICS,
         )
+        post = render_leaderboard(
+            _named(today.to_json(), group),
+            yesterday.to_json()["message_rank"],
+            locale=self._settings.locale,
+            flavour=_flavour(platform),
+            top_n=self._settings.posts.leaderboard_top_n,
+        )
+        return today.period, post
+
+    def _leaderboard(
+        self, group: GroupSettings, record: GroupRecord, day: date, result: JobResult
+    ) -> None:
         target = f"group:{group_key(group)}"
         resolved = self._resolve(target)
         if resolved is None:
             result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
             return
-        post = render_leaderboard(
-            _named(today.to_json(), group),
-            yesterday.to_json()["message_rank"],
-            locale=self._settings.locale,
-            flavour=_flavour(resolved.platform),
-            top_n=self._settings.posts.leaderboard_top_n,
-        )
-        self._queue(group, "leaderboard", today.period, target, resolved.platform, post, result)
+        made = self.leaderboard_post(group, record, day, resolved.platform)
+        if made is None:
+            result.notes.append(f"{group_key(group)}: no messages on {day}, no leaderboard")
+            return
+        period, post = made
+        self._queue(group, "leaderboard", period, target, resolved.platform, post, result)
 
     def _digest(
         self, group: GroupSettings, record: GroupRecord, day: date, job: str, result: JobResult
@@ -200,30 +210,10 @@ class Jobs:
             if resolved is None:
                 result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
                 return
-        stats = collect_stats(self._engine, record, period, options=self._options)
-        failures = [
-            f"{p.job} {p.period_key}: {p.error}"
-            for p in self._outbox.failed_since(
-                period.start_utc - timedelta(days=1), group_key(group)
-            )
-        ]
-        targets = [
-            TargetCheck(metric, value)
-            for metric, value in self._settings.targets.model_dump().items()
-            if value is not None
-        ]
+        post, figures = self.digest_post(group, record, period, kind, resolved.platform)
         takes_images = resolved.platform == "wecom"
-        post = render_digest(
-            _named(stats.to_json(), group),
-            kind=kind,
-            locale=self._settings.locale,
-            flavour=_flavour(resolved.platform),
-            targets=targets,
-            failures=failures,
-            chart_note=kind == "weekly" and not takes_images,
-        )
         self._queue(group, job, period, target, resolved.platform, post, result)
-        words = top_words_counts(stats.to_json().get("top_words"))
+        words = top_words_counts(figures.get("top_words"))
         if takes_images and words:
             # Present once the text-analysis release adds top_words to the figures.
             cloud = base64.b64encode(render_word_cloud(words)).decode("ascii")
@@ -238,13 +228,46 @@ class Jobs:
                 "image",
             )
         if kind == "weekly" and takes_images:
-            chart = self._weekly_chart(record, period)
+            chart = self.weekly_chart(record, period)
             image = RenderedPost(post.title, base64.b64encode(chart).decode("ascii"))
             self._queue(
                 group, "weekly_chart", period, target, resolved.platform, image, result, "image"
             )
 
-    def _weekly_chart(self, record: GroupRecord, period: Period) -> bytes:
+    def digest_post(
+        self,
+        group: GroupSettings,
+        record: GroupRecord,
+        period: Period,
+        kind: Literal["daily", "weekly"],
+        platform: str,
+    ) -> tuple[RenderedPost, dict[str, Any]]:
+        """The digest of ``period`` as ``platform`` shows it, and the figures behind it."""
+        stats = collect_stats(self._engine, record, period, options=self._options)
+        failures = [
+            f"{p.job} {p.period_key}: {p.error}"
+            for p in self._outbox.failed_since(
+                period.start_utc - timedelta(days=1), group_key(group)
+            )
+        ]
+        targets = [
+            TargetCheck(metric, value)
+            for metric, value in self._settings.targets.model_dump().items()
+            if value is not None
+        ]
+        figures = stats.to_json()
+        post = render_digest(
+            _named(figures, group),
+            kind=kind,
+            locale=self._settings.locale,
+            flavour=_flavour(platform),
+            targets=targets,
+            failures=failures,
+            chart_note=kind == "weekly" and platform != "wecom",
+        )
+        return post, figures
+
+    def weekly_chart(self, record: GroupRecord, period: Period) -> bytes:
         """Messages and active members per day of ``period``, as a PNG."""
         days = period.dates()
         with self._engine.connect() as connection:
