@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from analytics.labels import Locale, metric_name
+from analytics.metrics import COUNTABLE
 from analytics.report import RATES, format_count, format_value
 
 MAX_BYTES = 4096
@@ -25,19 +26,8 @@ MAX_NAME_CHARS = 24
 
 Flavour = Literal["wecom", "dingtalk", "feishu"]
 
-#: Countable metrics in the order a digest shows them.
-DIGEST_ORDER = (
-    "messages",
-    "active_members",
-    "activity_rate",
-    "members",
-    "joins",
-    "leaves",
-    "removed",
-    "net_growth",
-    "leave_rate",
-    "messages_per_member",
-)
+#: Countable metrics in the order a digest shows them (the others follow by name).
+DIGEST_ORDER = COUNTABLE
 #: Keys of the stats document that are not countable metrics.
 NOT_METRICS = frozenset(
     {"group", "period", "message_rank", "top_words", "sentiment_split", "anomalies", "segments"}

@@ -29,6 +29,7 @@ from storage.queries import (
     DEPARTURES,
     as_date,
     bot_ids,
+    latest_membership_kind,
     local_date,
     local_day_number,
     local_epoch_seconds,
@@ -390,17 +391,7 @@ class MetricQueries:
 
     def current_members(self, instant: datetime) -> list[CurrentMember]:
         """People in the groups just before ``instant`` (same rule as ``members``)."""
-        latest_kind = (
-            select(_MEMBERSHIP.c.kind)
-            .where(
-                _MEMBERSHIP.c.group_id == _GROUP_MEMBER.c.group_id,
-                _MEMBERSHIP.c.member_id == _GROUP_MEMBER.c.member_id,
-                _MEMBERSHIP.c.occurred_at < instant,
-            )
-            .order_by(_MEMBERSHIP.c.occurred_at.desc(), _MEMBERSHIP.c.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
+        latest_kind = latest_membership_kind(instant)
         query = (
             select(
                 _MEMBER.c.id,

@@ -170,17 +170,7 @@ class PeriodQueries:
         A member counts when seen in the group before ``instant`` (a message, a join or
         a roster entry) and their latest membership event before it is not a departure.
         """
-        latest_kind = (
-            select(_MEMBERSHIP.c.kind)
-            .where(
-                _MEMBERSHIP.c.group_id == _GROUP_MEMBER.c.group_id,
-                _MEMBERSHIP.c.member_id == _GROUP_MEMBER.c.member_id,
-                _MEMBERSHIP.c.occurred_at < instant,
-            )
-            .order_by(_MEMBERSHIP.c.occurred_at.desc(), _MEMBERSHIP.c.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
+        latest_kind = latest_membership_kind(instant)
         query = (
             select(func.count(func.distinct(_GROUP_MEMBER.c.member_id)))
             .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
@@ -201,6 +191,24 @@ def bot_ids() -> Any:
     period aggregates run on the covering index alone (migration 0003).
     """
     return select(_MEMBER.c.id).where(_MEMBER.c.is_bot.is_(True))
+
+
+def latest_membership_kind(instant: datetime) -> Any:
+    """SQL for a ``group_member`` row's latest membership event kind before ``instant``.
+
+    A correlated scalar subquery: use it where ``group_member`` is in the FROM clause.
+    """
+    return (
+        select(_MEMBERSHIP.c.kind)
+        .where(
+            _MEMBERSHIP.c.group_id == _GROUP_MEMBER.c.group_id,
+            _MEMBERSHIP.c.member_id == _GROUP_MEMBER.c.member_id,
+            _MEMBERSHIP.c.occurred_at < instant,
+        )
+        .order_by(_MEMBERSHIP.c.occurred_at.desc(), _MEMBERSHIP.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def local_timestamp(
