@@ -88,7 +88,7 @@ def build_outbound(
     telemetry.watch_outbox(lambda: outbox.counts()["pending"])
     sender = OutboxSender(
         outbox,
-        build_senders(http),
+        build_senders(http, clock),
         targets_from(settings),
         SlidingWindowLimiter(clock, sleep, limit=settings.posts.max_per_minute),
         telemetry,
