@@ -23,7 +23,7 @@ from bot.replies import build_reply_channels
 from bot.scheduler import JobScheduler, runner_id
 from bot.senders import SlidingWindowLimiter, build_senders
 from bot.senders.ratelimit import Sleep
-from bot.sentiment import SentimentWorker
+from bot.sentiment import Scored, SentimentWorker
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
 from config import Settings, redact_url
@@ -98,6 +98,7 @@ def build_outbound(
         sleep=sleep,
     )
     jobs = Jobs(settings, engine, outbox, clock, telemetry=telemetry)
+    sender.finished.append(jobs.alerts.on_post_finished)  # alerts take their posts' state
 
     async def run_job(job: str, fire_day: date) -> None:
         # Jobs read the database in a worker thread; the sender is woken back on the loop
@@ -170,6 +171,15 @@ def build_service(
     )
     pullers = archive_pullers(settings, engine)
     sentiment = SentimentWorker(engine, settings)
+    monitor = jobs.alerts
+
+    async def alert_on_scored(scored: list[Scored]) -> None:
+        """Alerts for a scored batch: stored (with their posts) in a thread, then sent now."""
+        candidates = [s.message_id for s in scored if monitor.worth_a_look(s.text, s.sentiment)]
+        if candidates and await asyncio.to_thread(monitor.on_messages, candidates):
+            sender.wake()  # the 30-second promise: do not wait for the sender's next poll
+
+    sentiment.listeners.append(alert_on_scored)
 
     def after_store(stored: list[Stored]) -> None:
         """React to newly stored events: commands, and archive notices."""

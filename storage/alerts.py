@@ -394,3 +394,31 @@ def delete_alerts_before(connection: Connection, before: datetime) -> int:
     """Delete alerts raised before ``before`` (with their posts); return how many."""
     ids = connection.execute(select(_ALERT.c.id).where(_ALERT.c.raised_at < before)).scalars()
     return _delete_with_posts(connection, [int(i) for i in ids])
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRef:
+    id: int
+    platform: str
+    chat_id: str
+    name: str | None
+
+
+def recent_groups(engine: Engine, since: datetime) -> list[GroupRef]:
+    """Groups with a message or a membership event since ``since`` (spikes need activity)."""
+    from storage.models import MembershipEvent
+
+    membership = MembershipEvent.__table__  # type: ignore[attr-defined]
+    active = (
+        select(_MESSAGE.c.group_id.label("gid"))
+        .where(_MESSAGE.c.sent_at >= since)
+        .union(select(membership.c.group_id).where(membership.c.occurred_at >= since))
+        .subquery()
+    )
+    query = (
+        select(_GROUP.c.id, _GROUP.c.platform, _GROUP.c.chat_id, _GROUP.c.name)
+        .where(_GROUP.c.id.in_(select(active.c.gid)))
+        .order_by(_GROUP.c.id)
+    )
+    with engine.connect() as connection:
+        return [GroupRef(*row) for row in connection.execute(query)]
