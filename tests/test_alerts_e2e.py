@@ -396,3 +396,74 @@ async def test_a_group_without_operators_stores_the_alert_and_says_which_key_to_
             ).scalar()
             == 0
         )
+
+
+FEISHU_EXTRA = """
+[[bots]]
+id = "feishu-bot"
+kind = "feishu"
+app_id = "cli_alerts"
+app_secret = "feishu-alert-secret"
+verification_token = "feishu-alert-token"
+
+[[groups]]
+platform = "feishu"
+chat_id = "oc_alerts"
+name = "飞书用户群"
+webhook = "{api}/open-apis/bot/v2/hook/member-group"
+operators = ["ou_opsfei"]
+
+[operators]
+feishu = ["opsuser2"]
+
+[alerts]
+webhook = "{api}/open-apis/bot/v2/hook/operators-only"
+
+[sentiment]
+interval_seconds = 0.05
+
+[platforms.feishu]
+api_base = "{api}"
+"""
+
+
+async def test_feishu_alert_goes_to_each_operator_and_the_operators_webhook(
+    tmp_path: Path, database_url: str, platform_api: PlatformAPI
+) -> None:
+    from tests.doubles.connections import FeishuDouble
+
+    def sent(_call: Call) -> tuple[int, Any]:
+        return 200, {"code": 0, "msg": "success", "data": {"message_id": "om_alert"}}
+
+    def hook_ok(_call: Call) -> tuple[int, Any]:
+        return 200, {"code": 0, "msg": "success"}
+
+    platform_api.route("POST", "/open-apis/im/v1/messages", sent)
+    platform_api.route("POST", "/open-apis/bot/v2/hook/operators-only", hook_ok)
+    platform_api.route("POST", "/open-apis/bot/v2/hook/member-group", hook_ok)
+    config = write_config(
+        tmp_path / "qunpulse.toml", database_url, FEISHU_EXTRA.format(api=platform_api.base_url)
+    )
+    settings = load_settings(config, env={})
+    async with _running(settings, platform_api) as run:
+        double = FeishuDouble(f"{run.base_url}/callback/feishu-bot", "feishu-alert-token")
+        response = await double.post(double.group_text("ev1", "om_1", "oc_alerts", "fei", NEGATIVE))
+        assert response.status_code == 200, response.text
+
+        calls = await platform_api.wait_for_calls("/open-apis/im/v1/messages", 2)
+        await platform_api.wait_for_calls("/open-apis/bot/v2/hook/operators-only", 1)
+        await run.service.sender.drain()
+
+        assert sorted((c.query["receive_id_type"], c.json["receive_id"]) for c in calls) == [
+            ("open_id", "ou_opsfei"),
+            ("user_id", "opsuser2"),
+        ]
+        assert all(c.headers["authorization"].startswith("Bearer t-") for c in calls)
+        card = json.loads(calls[0].json["content"])
+        assert NEGATIVE in card["elements"][0]["content"]
+        [hook] = platform_api.calls_to("/open-apis/bot/v2/hook/operators-only")
+        assert NEGATIVE in hook.body.decode()
+        member_posts = platform_api.calls_to("/open-apis/bot/v2/hook/member-group")
+        assert not any(NEGATIVE in c.body.decode() for c in member_posts)
+        [alert] = run.alerts()
+        assert (alert.kind, alert.state, alert.sender_user_id) == ("negative", "sent", "fei")
