@@ -103,7 +103,10 @@ def build_outbound(
     async def run_job(job: str, fire_day: date) -> None:
         # Jobs read the database in a worker thread; the sender is woken back on the loop
         # (an asyncio.Event must not be set from another thread).
-        result = await asyncio.to_thread(jobs.run, job, day_for(job, fire_day))
+        future = asyncio.ensure_future(asyncio.to_thread(jobs.run, job, day_for(job, fire_day)))
+        jobs.in_flight.add(future)
+        future.add_done_callback(jobs.in_flight.discard)
+        result = await asyncio.shield(future)  # a cancelled caller leaves the thread running
         if result.queued:
             sender.wake()
 
@@ -207,6 +210,8 @@ def build_service(
             await scheduler.start()
         yield
         await scheduler.stop()
+        if jobs.in_flight:  # a job thread still using the database: let it finish first
+            await asyncio.wait(set(jobs.in_flight))
         await sender.stop()
         for stream in streams:
             await stream.stop()

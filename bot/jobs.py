@@ -10,6 +10,7 @@ leaderboard's day, the daily digest's day, a day of the weekly digest's week (as
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Callable
@@ -174,6 +175,9 @@ class Jobs:
         self._on_queued = on_queued
         self._resolve = targets_from(settings)
         self._options = StatsOptions.from_settings(settings)
+        #: Runs in worker threads right now: cancelling the awaiting task does not stop a
+        #: thread, so ``serve`` waits for these before it closes the database.
+        self.in_flight: set[asyncio.Future[JobResult]] = set()
         webhook = self._resolve(ALERTS_TARGET)
         #: Raises alerts; ``serve`` also hands it every batch of scored messages.
         self.alerts = AlertMonitor(
