@@ -29,6 +29,7 @@ from bot.telemetry import Telemetry
 from config import Settings, redact_url
 from handlers import REGISTRY
 from handlers.dispatcher import Dispatcher
+from storage.alerts import AlertStore
 from storage.db import make_engine, upgrade
 from storage.ingest import EventStore, Stored
 from storage.outbox import JobRuns, Leases, Outbox
@@ -114,6 +115,7 @@ def build_outbound(
         abandoned = outbox.abandon_interrupted()  # one quick UPDATE
         if abandoned:
             log.warning("outbox: %d post(s) were interrupted mid-send; marked failed", abandoned)
+            AlertStore(engine).settle_pending()  # alerts whose posts were among them
         await sender.start()
 
     scheduler = JobScheduler(

@@ -294,6 +294,17 @@ class AlertStore:
             )
         return state
 
+    def settle_pending(self) -> int:
+        """Settle every pending alert whose posts all finished (e.g. failed by a restart)."""
+        with self._engine.connect() as connection:
+            pending = [
+                int(i)
+                for i in connection.execute(
+                    select(_ALERT.c.id).where(_ALERT.c.state == "pending")
+                ).scalars()
+            ]
+        return sum(1 for alert_id in pending if self.settle(alert_id) != "pending")
+
     def list(
         self, *, group_id: int | None = None, since: datetime | None = None, limit: int = 500
     ) -> list[AlertRecord]:

@@ -467,3 +467,36 @@ async def test_feishu_alert_goes_to_each_operator_and_the_operators_webhook(
         assert not any(NEGATIVE in c.body.decode() for c in member_posts)
         [alert] = run.alerts()
         assert (alert.kind, alert.state, alert.sender_user_id) == ("negative", "sent", "fei")
+
+
+async def test_an_expired_token_is_renewed_and_a_rate_limit_retried(
+    tmp_path: Path, database_url: str, platform_api: PlatformAPI
+) -> None:
+    answers = iter(
+        [
+            {"errcode": 42001, "errmsg": "access_token expired"},
+            {"errcode": 45009, "errmsg": "api freq out of limit"},
+        ]
+    )
+
+    def send(_call: Call) -> tuple[int, Any]:
+        return 200, next(answers, {"errcode": 0, "errmsg": "ok"})
+
+    platform_api.route("POST", APP_SEND, send)
+    platform_api.route("POST", GROUP_WEBHOOK, _wecom_ok)
+    platform_api.route("POST", DING_GROUP_WEBHOOK, _ding_ok)
+    async with _running(_settings(tmp_path, database_url, platform_api), platform_api) as run:
+        await run.wecom_say("t1", "angry", NEGATIVE)
+        # 42001: a new token and the same attempt again; 45009: back-off (5 s), then sent.
+        calls = await platform_api.wait_for_calls(APP_SEND, 3, within=20)
+        await run.service.sender.drain()
+
+        tokens = [c.query["access_token"] for c in calls]
+        assert tokens[0] != tokens[1]
+        assert tokens[1] == tokens[2]
+        assert len(platform_api.calls_to("/cgi-bin/gettoken")) == 2
+        [alert] = run.alerts()
+        assert alert.state == "sent"
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"{run.base_url}/metrics")).text
+        assert 'qunpulse_posts_retried_total{job="alert",platform="wecom"} 1.0' in metrics
