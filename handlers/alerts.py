@@ -18,7 +18,7 @@ member group.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,7 +67,8 @@ SPIKE_KINDS = {
 #: Outbox target names are at most this long (``outbox_post.target``).
 MAX_TARGET = 128
 
-Clock = Any  # Callable[[], datetime]; kept loose to avoid importing bot.platforms here
+#: The current time (aware); the service's clock.
+Clock = Callable[[], datetime]
 
 
 def operators_for(settings: Settings, platform: str, chat_id: str) -> tuple[str, ...]:
