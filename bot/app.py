@@ -23,12 +23,13 @@ from bot.replies import build_reply_channels
 from bot.scheduler import JobScheduler, runner_id
 from bot.senders import SlidingWindowLimiter, build_senders
 from bot.senders.ratelimit import Sleep
-from bot.sentiment import SentimentWorker
+from bot.sentiment import Scored, SentimentWorker
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
 from config import Settings, redact_url
 from handlers import REGISTRY
 from handlers.dispatcher import Dispatcher
+from storage.alerts import AlertStore
 from storage.db import make_engine, upgrade
 from storage.ingest import EventStore, Stored
 from storage.outbox import JobRuns, Leases, Outbox
@@ -88,7 +89,7 @@ def build_outbound(
     telemetry.watch_outbox(lambda: outbox.counts()["pending"])
     sender = OutboxSender(
         outbox,
-        build_senders(http),
+        build_senders(http, clock),
         targets_from(settings),
         SlidingWindowLimiter(clock, sleep, limit=settings.posts.max_per_minute),
         telemetry,
@@ -98,11 +99,15 @@ def build_outbound(
         sleep=sleep,
     )
     jobs = Jobs(settings, engine, outbox, clock, telemetry=telemetry)
+    sender.finished.append(jobs.alerts.on_post_finished)  # alerts take their posts' state
 
     async def run_job(job: str, fire_day: date) -> None:
         # Jobs read the database in a worker thread; the sender is woken back on the loop
         # (an asyncio.Event must not be set from another thread).
-        result = await asyncio.to_thread(jobs.run, job, day_for(job, fire_day))
+        future = asyncio.ensure_future(asyncio.to_thread(jobs.run, job, day_for(job, fire_day)))
+        jobs.in_flight.add(future)
+        future.add_done_callback(jobs.in_flight.discard)
+        result = await asyncio.shield(future)  # a cancelled caller leaves the thread running
         if result.queued:
             sender.wake()
 
@@ -110,6 +115,7 @@ def build_outbound(
         abandoned = outbox.abandon_interrupted()  # one quick UPDATE
         if abandoned:
             log.warning("outbox: %d post(s) were interrupted mid-send; marked failed", abandoned)
+            AlertStore(engine).settle_pending()  # alerts whose posts were among them
         await sender.start()
 
     scheduler = JobScheduler(
@@ -170,6 +176,15 @@ def build_service(
     )
     pullers = archive_pullers(settings, engine)
     sentiment = SentimentWorker(engine, settings)
+    monitor = jobs.alerts
+
+    async def alert_on_scored(scored: list[Scored]) -> None:
+        """Alerts for a scored batch: stored (with their posts) in a thread, then sent now."""
+        candidates = [s.message_id for s in scored if monitor.worth_a_look(s.text, s.sentiment)]
+        if candidates and await asyncio.to_thread(monitor.on_messages, candidates):
+            sender.wake()  # the 30-second promise: do not wait for the sender's next poll
+
+    sentiment.listeners.append(alert_on_scored)
 
     def after_store(stored: list[Stored]) -> None:
         """React to newly stored events: commands, and archive notices."""
@@ -197,6 +212,8 @@ def build_service(
             await scheduler.start()
         yield
         await scheduler.stop()
+        if jobs.in_flight:  # a job thread still using the database: let it finish first
+            await asyncio.wait(set(jobs.in_flight))
         await sender.stop()
         for stream in streams:
             await stream.stop()

@@ -162,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--state", choices=("pending", "sending", "sent", "failed"))
     listing.add_argument("--limit", type=int, default=50)
 
+    alerts = commands.add_parser(
+        "alerts", parents=[config], help="stored alerts to operators, newest first"
+    )
+    alerts.add_argument("--group", metavar="CHAT_ID", help="only this group")
+    alerts.add_argument("--platform", choices=("wecom", "dingtalk", "feishu"))
+    alerts.add_argument("--since", type=_date, help="raised on or after this local day")
+    alerts.add_argument("--limit", type=int, default=100)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", parents=[config], help="apply migrations")
@@ -192,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wecom-stats": _wecom_stats,
         "run": _run,
         "outbox": _outbox,
+        "alerts": _alerts,
         "sentiment": _sentiment,
     }[args.command]
     try:
@@ -284,6 +293,60 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(width=160)
     console.print(table)
     console.print(", ".join(f"{state}: {count}" for state, count in counts.items()))
+    return 0
+
+
+def _alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from storage.alerts import AlertStore
+    from storage.queries import AmbiguousGroup, find_group
+
+    engine = _open_database(settings)
+    zone = settings.zone
+    try:
+        group_id = None
+        if args.group:
+            try:
+                group = find_group(engine, args.group, args.platform)
+            except AmbiguousGroup as error:
+                raise UsageError(f"--group: {error}; add --platform") from None
+            if group is None:
+                raise UsageError(f"--group: no group {args.group!r} is stored")
+            group_id = group.id
+        since = None
+        if args.since:
+            since = datetime.combine(args.since, datetime.min.time(), tzinfo=zone)
+        store = AlertStore(engine)
+        alerts = store.list(group_id=group_id, since=since, limit=args.limit)
+        counts = store.counts()
+    finally:
+        engine.dispose()
+    table = Table("id", "raised", "kind", "state", "group", "sender", "score", "text", "error")
+    for alert in alerts:
+        sender = alert.sender_user_id or ""
+        if alert.sender_name and alert.sender_name != alert.sender_user_id:
+            sender = f"{alert.sender_name} ({sender})"
+        text = " ".join((alert.text or alert.summary.splitlines()[0]).split())
+        table.add_row(
+            str(alert.id),
+            alert.raised_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+            alert.kind,
+            alert.state,
+            f"{alert.platform}:{alert.chat_id}",
+            sender,
+            "" if alert.score is None else f"{alert.score:.2f}",
+            text[:60],
+            alert.error or "",
+        )
+    console = Console(width=200)
+    console.print(table)
+    by_kind: dict[str, int] = {}
+    for (kind, _state), count in counts.items():
+        by_kind[kind] = by_kind.get(kind, 0) + count
+    summary = ", ".join(f"{kind}: {count}" for kind, count in sorted(by_kind.items()))
+    console.print(f"{len(alerts)} shown; stored by kind: {summary or 'none'}")
     return 0
 
 

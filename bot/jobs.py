@@ -10,6 +10,7 @@ leaderboard's day, the daily digest's day, a day of the weekly digest's week (as
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Callable
@@ -28,7 +29,14 @@ from bot.retention import run_retention
 from bot.senders import Target
 from bot.telemetry import Telemetry
 from config import Settings
-from config.settings import JOBS, GroupSettings
+from config.settings import (
+    JOBS,
+    DingtalkRobotSettings,
+    FeishuSettings,
+    GroupSettings,
+    WecomAppSettings,
+)
+from handlers.alerts import AlertMonitor, operators_for, private_bot
 from handlers.stats import StatsOptions, collect_stats
 from storage.outbox import NewPost, Outbox
 from storage.queries import GroupRecord, daily_series, find_group
@@ -57,7 +65,12 @@ def group_key(group: GroupSettings) -> str:
 
 
 def targets_from(settings: Settings) -> Callable[[str], Target | None]:
-    """Resolve an outbox target name (``group:PLATFORM:CHAT_ID`` or ``alerts.webhook``)."""
+    """Resolve an outbox target name to where it goes, from the config of now.
+
+    Names: ``group:PLATFORM:CHAT_ID`` (the group's robot webhook), ``alerts.webhook``,
+    ``operators:PLATFORM:CHAT_ID`` (that group's operators, privately, through the
+    platform's app or robot) and ``operator:feishu:USER`` (one Feishu user).
+    """
     by_name: dict[str, Target] = {}
     for index, group in enumerate(settings.groups):
         if group.webhook is not None:
@@ -72,7 +85,62 @@ def targets_from(settings: Settings) -> Callable[[str], Target | None]:
         platform = webhook_platform(url)
         if platform is not None:
             by_name[ALERTS_TARGET] = Target(platform, ALERTS_TARGET, url)
-    return by_name.get
+
+    def resolve(name: str) -> Target | None:
+        found = by_name.get(name)
+        return found if found is not None else private_target(settings, name)
+
+    return resolve
+
+
+def private_target(settings: Settings, name: str) -> Target | None:
+    """The private target ``operators:PLATFORM:CHAT_ID`` or ``operator:feishu:USER``."""
+    kind, _, rest = name.partition(":")
+    platform, _, subject = rest.partition(":")
+    if kind == "operators" and platform in ("wecom", "dingtalk"):
+        recipients = operators_for(settings, platform, subject)
+    elif kind == "operator" and platform == "feishu" and subject:
+        recipients = (subject,)
+    else:
+        return None
+    found = private_bot(settings, platform)
+    if found is None or not recipients:
+        return None
+    index, bot = found
+    key = f"bots[{index}]"
+    if isinstance(bot, WecomAppSettings):
+        return Target(
+            "wecom",
+            key,
+            settings.platforms.wecom.api_base,
+            bot.secret.get_secret_value(),
+            "private",
+            recipients,
+            bot.corp_id,
+            str(bot.agent_id),
+        )
+    if isinstance(bot, DingtalkRobotSettings):
+        return Target(
+            "dingtalk",
+            key,
+            settings.platforms.dingtalk.api_base,
+            bot.app_secret.get_secret_value(),
+            "private",
+            recipients,
+            bot.app_key,
+            bot.robot_code,
+        )
+    if isinstance(bot, FeishuSettings):
+        return Target(
+            "feishu",
+            key,
+            settings.platforms.feishu.api_base,
+            bot.app_secret.get_secret_value(),
+            "private",
+            recipients,
+            bot.app_id,
+        )
+    return None
 
 
 def webhook_platform(url: str) -> str | None:
@@ -107,6 +175,18 @@ class Jobs:
         self._on_queued = on_queued
         self._resolve = targets_from(settings)
         self._options = StatsOptions.from_settings(settings)
+        #: Runs in worker threads right now: cancelling the awaiting task does not stop a
+        #: thread, so ``serve`` waits for these before it closes the database.
+        self.in_flight: set[asyncio.Future[JobResult]] = set()
+        webhook = self._resolve(ALERTS_TARGET)
+        #: Raises alerts; ``serve`` also hands it every batch of scored messages.
+        self.alerts = AlertMonitor(
+            settings,
+            engine,
+            clock,
+            telemetry,
+            webhook_platform=webhook.platform if webhook is not None else None,
+        )
 
     def run(self, job: str, day: date, chat_id: str | None = None) -> JobResult:
         """Run ``job`` for the period containing ``day`` (optionally one group only).
@@ -118,8 +198,10 @@ class Jobs:
             raise ValueError(f"unknown job {job!r}; jobs are {', '.join(JOBS)}")
         result = JobResult(job)
         if job == "alert_scan":
-            # The alerts release fills this job; until then it does nothing at all.
-            result.notes.append("alert_scan does nothing yet (the alerts release fills it)")
+            result.queued += self.alerts.scan()
+            result.notes.append(f"alert_scan: {len(result.queued)} post(s) queued")
+            if result.queued:
+                self._on_queued()
             return result
         if job == "retention":
             expired = run_retention(self._engine, self._settings, self._clock(), self._telemetry)

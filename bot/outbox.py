@@ -83,6 +83,8 @@ class OutboxSender:
         self._settled = asyncio.Event()
         self._settled.set()
         self._task: asyncio.Task[None] | None = None
+        #: Called with each post once it is sent or failed (alerts settle their state).
+        self.finished: list[Callable[[PostRecord], None]] = []
 
     def wake(self) -> None:
         """New posts were queued: look now instead of at the next poll."""
@@ -152,11 +154,11 @@ class OutboxSender:
                 "(the group or [alerts].webhook was removed); not sent",
             )
             return False
-        sender = self._senders.get(target.platform)
+        sender = self._senders.get(target.sender_key)
         if sender is None:
-            self._fail(post, f"{post.target}: no sender for platform {target.platform!r}")
+            self._fail(post, f"{post.target}: no sender for {target.sender_key!r}")
             return False
-        await self._limiter.acquire(target.url)
+        await self._limiter.acquire(target.limit_key)
         if not self._outbox.claim(post.id, self._runner_id):
             return False  # another sender took it between our read and our claim
         self._inflight.add(post.id)
@@ -195,6 +197,7 @@ class OutboxSender:
             raise
         self._outbox.mark_sent(post.id, self._clock())
         self._telemetry.posts_sent.labels(post.platform, post.job).inc()
+        self._notify(post)
         log.info(
             "outbox post %d (%s %s %s) sent", post.id, post.job, post.group_key, post.period_key
         )
@@ -205,3 +208,11 @@ class OutboxSender:
         self._telemetry.posts_failed.labels(post.platform, post.job).inc()
         # Logged here once; operators read it again in their next digest.
         log.warning("outbox post %d (%s %s) failed: %s", post.id, post.job, post.group_key, reason)
+        self._notify(post)
+
+    def _notify(self, post: PostRecord) -> None:
+        for listener in list(self.finished):
+            try:
+                listener(post)
+            except Exception:  # a listener must not undo a delivery
+                log.exception("outbox post %d: a finished-listener failed", post.id)

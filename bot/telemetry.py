@@ -93,6 +93,18 @@ class Telemetry:
             ["job", "status"],
             registry=self.registry,
         )
+        self.alerts_raised = Counter(
+            "qunpulse_alerts_raised",
+            "Alerts stored for operators, by kind (negative, keyword, burst, spike_*).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.alerts_suppressed = Counter(
+            "qunpulse_alerts_suppressed",
+            "Alerts not raised, by kind and reason (cooldown, or duplicate: already raised).",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
         self.outbox_queue_depth = Gauge(
             "qunpulse_outbox_queue_depth",
             "Posts waiting in the outbox (pending), read from the database at scrape time.",

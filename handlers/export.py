@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
@@ -19,10 +19,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from analytics.alerts import kind_label
 from analytics.labels import Locale, metric_name, word
 from analytics.periods import Period, offset_segments
 from analytics.report import RATES
 from handlers.stats import GroupStats, StatsOptions, collect_stats
+from storage.alerts import AlertRecord, AlertStore
 from storage.queries import DailyRow, GroupRecord, MemberRow, daily_series, member_directory
 
 Cell = str | int | float | date | datetime | None
@@ -60,6 +62,8 @@ class ExportData:
     members: list[MemberRow]
     daily: list[DailyRow]
     exported_at: datetime
+    #: The group's alerts raised in the period, oldest first.
+    alerts: list[AlertRecord] = field(default_factory=list)
 
 
 def gather_export(
@@ -79,7 +83,12 @@ def gather_export(
             min_messages=options.rule.min_messages,
         )
     daily = [by_day.get(day) or DailyRow(day, 0, 0, 0, 0, 0) for day in period.dates()]
-    return ExportData(stats, members, daily, now)
+    alerts = [
+        a
+        for a in reversed(AlertStore(engine).list(group_id=group.id, since=start, limit=100_000))
+        if a.raised_at < end
+    ]
+    return ExportData(stats, members, daily, now, alerts)
 
 
 def _local(value: datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -188,7 +197,6 @@ def build_sheets(data: ExportData, locale: Locale) -> list[Sheet]:
         ("date", "int", "int", "int", "int", "int"),
         [(d.day, d.messages, d.active_members, d.joins, d.leaves, d.removed) for d in data.daily],
     )
-    # Alerts arrive with the alerts feature; until then the sheet has its headers only.
     alerts = Sheet(
         "alerts",
         word("sheet_alerts", locale),
@@ -200,7 +208,16 @@ def build_sheets(data: ExportData, locale: Locale) -> list[Sheet]:
             word("score", locale),
         ),
         ("datetime", "text", "text", "text", "number"),
-        [],
+        [
+            (
+                _local(a.message_at or a.raised_at, zone),
+                a.sender_name or a.sender_user_id,
+                kind_label(a.kind, locale),
+                a.text if a.text is not None else a.summary,
+                a.score,
+            )
+            for a in data.alerts
+        ],
     )
     return [summary, rank, members, daily, alerts]
 

@@ -386,3 +386,59 @@ class SchedulerLease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=64)
     expires_at: datetime = utc_column()
+
+
+class Alert(SQLModel, table=True):
+    """A private alert to a group's operators: stored first, then sent through the outbox.
+
+    ``dedupe_key`` makes a redelivered or twice-scored message alert once
+    (``message:<id>``), a burst once per triggering message and a spike once per
+    (measure, hour). ``state`` is ``pending`` until its outbox posts settle, then ``sent``
+    or ``failed`` (``error`` says why, e.g. which config key names no operator).
+    """
+
+    __tablename__ = "alert"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_alert_dedupe_key"),
+        Index("ix_alert_group_raised", "group_id", "raised_at"),
+        Index("ix_alert_raised", "raised_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="chat_group.id")
+    #: ``negative``, ``keyword``, ``burst``, ``spike_messages``, ``spike_negative``,
+    #: ``spike_leaves``.
+    kind: str = Field(max_length=32)
+    dedupe_key: str = Field(max_length=200)
+    #: The sender of a single-message alert (NULL for bursts and spikes).
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    #: Every member the alert quotes, as ``,id,id,``: forget finds bursts naming them.
+    member_ids: str = Field(default="", sa_column=Column(Text, nullable=False))
+    sender_user_id: str | None = Field(default=None, max_length=128)
+    sender_name: str | None = Field(default=None, max_length=256)
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    score: float | None = None
+    keyword: str | None = Field(default=None, max_length=128)
+    #: What the operators read (markdown), as queued.
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    message_at: datetime | None = utc_column(nullable=True)
+    raised_at: datetime = utc_column()
+    state: str = Field(default="pending", max_length=16)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AlertCooldown(SQLModel, table=True):
+    """Until when a (group, kind, subject) may not alert again: shared by every process.
+
+    Claimed with one conditional UPDATE (``WHERE until <= now``) or one INSERT that the
+    primary key lets only one process win, inside the transaction that stores the alert.
+    """
+
+    __tablename__ = "alert_cooldown"
+
+    group_id: int = Field(primary_key=True, foreign_key="chat_group.id")
+    kind: str = Field(primary_key=True, max_length=32)
+    #: The sender's member id for single-message alerts, ``""`` for bursts and spikes.
+    subject: str = Field(primary_key=True, max_length=32)
+    until: datetime = utc_column()

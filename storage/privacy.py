@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.engine import Connection
 
+from storage.alerts import delete_alerts_naming
 from storage.audit import record_audit
 from storage.models import GroupMember, Member, MembershipEvent, Message, Order
 
@@ -76,13 +77,12 @@ def set_opted_out(
 def forget_alerts_naming(connection: Connection, member_id: int, *, purge: bool) -> int:
     """Delete the stored alerts that name this member; return how many.
 
-    The alerts issue extends this function when it adds the alerts table: an alert
-    quotes a member's message and names its sender, so forgetting the member must
-    delete it (with or without ``purge``). Until then no alert is stored and this
-    deletes nothing.
+    An alert quotes a member's message and names its sender (a burst alert quotes
+    several), so forgetting the member deletes it, with or without ``purge``, together
+    with its outbox posts (they carry the same text).
     """
-    del connection, member_id, purge
-    return 0
+    del purge  # both ways the alerts go: they exist to quote the member
+    return delete_alerts_naming(connection, member_id)
 
 
 def forget_member(engine: Engine, platform: str, user_id: str, *, purge: bool) -> ForgetResult:

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.engine import Connection
 
+from storage.alerts import delete_alerts_before
 from storage.models import GroupMember, MembershipEvent, Message
 
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
@@ -78,10 +79,5 @@ def delete_membership_events(connection: Connection, before: datetime) -> int:
 
 
 def delete_alerts(connection: Connection, before: datetime) -> int:
-    """Delete alerts raised before ``before``; return how many.
-
-    The alerts issue fills this in when it adds the alerts table; until then there is
-    nothing to delete.
-    """
-    del connection, before
-    return 0
+    """Delete alerts raised before ``before`` (and their outbox posts); return how many."""
+    return delete_alerts_before(connection, before)

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from bot.cli import main
+from storage.alerts import AlertStore, NewAlert
 from storage.db import make_engine, upgrade
 from storage.ingest import EventStore
+from storage.models import Message
 from tests.conftest import write_config
 from tests.test_privacy import membership, message
 
@@ -47,6 +49,38 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+def _store_alert(engine: Engine, platform_msg_id: str, at: datetime) -> None:
+    """An alert on one stored message, as the scorer's listener stores it."""
+    with engine.connect() as connection:
+        message_id = connection.execute(
+            select(Message.id).where(Message.platform_msg_id == platform_msg_id)  # type: ignore[call-overload]
+        ).scalar_one()
+    context = AlertStore(engine).contexts([message_id])[message_id]
+    AlertStore(engine).raise_alert(
+        NewAlert(
+            group_id=context.group_id,
+            group_key="wecom:g1",
+            kind="negative",
+            dedupe_key=f"message:{message_id}",
+            cooldown_subject=str(context.member_id),
+            title="群脉告警",
+            summary=context.text,
+            member_id=context.member_id,
+            message_id=message_id,
+            member_ids=(context.member_id,),
+            sender_user_id=context.user_id,
+            sender_name=context.display_name,
+            text=context.text,
+            score=0.05,
+            message_at=context.sent_at,
+        ),
+        [],
+        at,
+        timedelta(minutes=60),
+        undeliverable="no operators",
+    )
+
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     capsys.readouterr()
     code = main(list(args))
@@ -66,6 +100,8 @@ def test_xlsx_numbers_equal_stats_json(
 ) -> None:
     config = str(write_config(tmp_path / "qunpulse.toml", database_url))
     assert main(["member", "optout", "wecom", "carol", "-c", config]) == 0
+    _store_alert(engine, "m1", MONDAY + timedelta(minutes=6))
+    _store_alert(engine, "p1", MONDAY - timedelta(days=5))  # the week before: not exported
     common = ["-c", config, "--group", "g1", "--period", "week", "--date", "2026-11-18"]
     expected = json.loads(run(capsys, "stats", *common, "--json"))
     target = tmp_path / "out" / "g1.xlsx"
@@ -128,7 +164,10 @@ def test_xlsx_numbers_equal_stats_json(
     assert daily[3][1:3] == (1, 1)  # Thursday 00:30 local
 
     headers, alerts = table(workbook["告警"], "时间")
-    assert alerts == []
+    assert headers == ["时间", "成员", "类型", "内容", "情感分"]
+    assert alerts == [
+        (datetime(2026, 11, 16, 10, 5), "Alice 名字", "负面消息", "早上好", 0.05)  # noqa: DTZ001
+    ]
 
     audit = run(capsys, "audit", "list", "-c", config, "--action", "export")
     assert "wecom:g1" in audit

@@ -3,6 +3,8 @@
 - :mod:`bot.senders.wecom`: WeCom group robot webhook (markdown, text, image).
 - :mod:`bot.senders.dingtalk`: DingTalk custom robot webhook with the signing secret.
 - :mod:`bot.senders.feishu`: Feishu custom bot webhook with its signature.
+- :mod:`bot.senders.private`: private messages to people (operators' alerts): WeCom app
+  message, DingTalk robot 1:1 message, Feishu message API; keyed ``PLATFORM:private``.
 
 A sender makes one attempt and classifies the outcome: success returns, a rate limit or
 transient failure raises :class:`TransientSendError` (the outbox retries it later), a
@@ -11,6 +13,7 @@ permanent one raises :class:`PermanentSendError` (the outbox marks the post fail
 
 from __future__ import annotations
 
+from bot.platforms.base import Clock
 from bot.senders.base import (
     OutboundMessage,
     PermanentSendError,
@@ -39,13 +42,24 @@ __all__ = [
 ]
 
 
-def build_senders(client: object) -> dict[str, Sender]:
-    """One sender per platform, sharing the app's one ``httpx.AsyncClient``."""
+def build_senders(client: object, clock: Clock | None = None) -> dict[str, Sender]:
+    """One sender per platform and channel, sharing the app's one ``httpx.AsyncClient``.
+
+    Keys are :attr:`Target.sender_key`: ``wecom`` (webhook) and ``wecom:private`` (app
+    messages to people), and so on; the private ones need ``clock`` for their tokens.
+    """
     import httpx
 
+    from bot.senders.private import DingtalkOtoSender, FeishuMessageSender, WecomAppSender
+
     assert isinstance(client, httpx.AsyncClient)  # noqa: S101 - wiring invariant
-    return {
+    senders: dict[str, Sender] = {
         "wecom": WecomWebhookSender(client),
         "dingtalk": DingtalkWebhookSender(client),
         "feishu": FeishuWebhookSender(client),
     }
+    if clock is not None:
+        senders["wecom:private"] = WecomAppSender(client, clock)
+        senders["dingtalk:private"] = DingtalkOtoSender(client, clock)
+        senders["feishu:private"] = FeishuMessageSender(client, clock)
+    return senders

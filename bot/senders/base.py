@@ -19,16 +19,33 @@ MessageType = Literal["markdown", "text", "image"]
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a post goes: a robot webhook and its signing secret.
+    """Where a post goes: a robot webhook and its signing secret, or people in private.
 
     ``config_key`` names the setting the webhook came from, for error messages; the URL
-    and the secret never appear in ``repr``.
+    and the secret never appear in ``repr``. A ``private`` target is an app's message to
+    ``recipients`` (user ids): ``url`` is the platform's API base, ``secret`` the app
+    secret, ``app_id`` the corp id / app key / app id and ``agent`` the WeCom agentid or
+    the DingTalk robotCode.
     """
 
     platform: str
     config_key: str
     url: str = field(repr=False)
     secret: str | None = field(default=None, repr=False)
+    channel: Literal["webhook", "private"] = "webhook"
+    recipients: tuple[str, ...] = field(default=(), repr=False)
+    app_id: str = field(default="", repr=False)
+    agent: str = ""
+
+    @property
+    def sender_key(self) -> str:
+        """Which sender delivers it: the platform's webhook sender or its private one."""
+        return self.platform if self.channel == "webhook" else f"{self.platform}:private"
+
+    @property
+    def limit_key(self) -> str:
+        """What the per-minute limit counts: one robot webhook, or one app."""
+        return self.url if self.channel == "webhook" else f"{self.config_key}:private"
 
 
 @dataclass(frozen=True, slots=True)
