@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy import Engine
 
 from bot.archive import ArchivePuller, archive_lifecycle, archive_pullers
+from bot.dashboard.web import add_dashboard
 from bot.ingest import GroupCommitWriter
 from bot.platforms import Platform, build_platforms
 from bot.platforms.base import Clock
@@ -91,6 +92,7 @@ def build_service(
         engine=engine,
         dispatcher=dispatcher,
     )
+    add_dashboard(web_app, settings=settings, engine=engine, telemetry=telemetry, clock=clock)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await writer.start()

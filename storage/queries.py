@@ -409,3 +409,46 @@ def _aware(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DailySentiment:
+    """The mean sentiment score of one local day's scored messages."""
+
+    day: date
+    mean: float
+    scored: int
+
+
+def daily_sentiment(
+    connection: Connection,
+    group_id: int,
+    start: datetime,
+    end: datetime,
+    segments: Sequence[OffsetSegment],
+) -> list[DailySentiment]:
+    """Per local day of ``[start, end)``: the mean stored sentiment score and how many
+    messages had one (days without a scored message are absent).
+
+    Only the stored per-message score is averaged; the positive / neutral / negative
+    split (with its thresholds) stays the ``sentiment_split`` metric's.
+    """
+    day = local_date(connection, _MESSAGE.c.sent_at, segments).label("day")
+    query = (
+        select(day, func.avg(_MESSAGE.c.sentiment).label("mean"), func.count().label("n"))
+        .select_from(_MESSAGE.join(_MEMBER, _MEMBER.c.id == _MESSAGE.c.member_id))
+        .where(
+            _MESSAGE.c.group_id == group_id,
+            _MESSAGE.c.sent_at >= start,
+            _MESSAGE.c.sent_at < end,
+            _MESSAGE.c.sentiment.is_not(None),
+            _MESSAGE.c.recalled_at.is_(None),
+            _MEMBER.c.is_bot.is_(False),
+        )
+        .group_by(day)
+        .order_by(day)
+    )
+    return [
+        DailySentiment(as_date(row.day), float(row.mean), int(row.n))
+        for row in connection.execute(query)
+    ]
