@@ -135,7 +135,9 @@ async def security_headers(
     try:
         response = await handler(request)
     except web.HTTPException as error:
-        response = error
+        for name, value in SECURITY_HEADERS.items():
+            error.headers.setdefault(name, value)
+        raise
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
@@ -193,9 +195,13 @@ async def _viewer(request: web.Request) -> signin.Viewer | None:
         return None
 
 
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
 def _start_session(dash: Dashboard, key: str, viewer: signin.Viewer) -> web.Response:
     lifetime = timedelta(hours=dash.settings.dashboard.session_hours)
-    response = web.HTTPSeeOther(f"{PREFIX}/")
+    response = _see_other(f"{PREFIX}/")
     response.set_cookie(
         COOKIE,
         signin.make_session(key, viewer, dash.clock(), lifetime),
@@ -248,7 +254,7 @@ async def login_with_admin_token(request: web.Request) -> web.StreamResponse:
 
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
-    response = web.HTTPSeeOther(f"{PREFIX}/login")
+    response = _see_other(f"{PREFIX}/login")
     response.del_cookie(COOKIE, path=PREFIX)
     return response
 
