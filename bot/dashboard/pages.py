@@ -12,6 +12,7 @@ These functions are synchronous: the web layer runs them on a worker thread.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -231,9 +232,13 @@ def group_page(engine: Engine, settings: Settings, group: GroupRecord, period: P
     """The group page: key figures, trends, and every catalogue section the document has."""
     locale = settings.locale
     rule = rule_of(settings)
-    document = stats_document(engine, group, period, rule)
+    # The metrics and the daily series are independent scans: run them side by side
+    # (each on its own pooled connection; the database does the work, not Python).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="qunpulse-page") as pool:
+        pending_document = pool.submit(stats_document, engine, group, period, rule)
+        pending_daily = pool.submit(_daily, engine, group, period, rule)
+        document, daily = pending_document.result(), pending_daily.result()
     figures = [figure(key, document[key], locale) for key in countable(document)]
-    daily = _daily(engine, group, period, rule)
     labels = _day_labels(period)
     sections = [
         Section(
@@ -514,6 +519,11 @@ def _member_key(sort: str) -> Any:
     return key
 
 
+def _directory(engine: Engine, group: GroupRecord, period: Period) -> list[MemberRow]:
+    with engine.connect() as connection:
+        return member_directory(connection, group.id, period.start_utc, period.end_utc)
+
+
 def members_page(
     engine: Engine,
     settings: Settings,
@@ -527,9 +537,10 @@ def members_page(
 ) -> MembersPage:
     """The member table: everyone seen in the group, filtered, sorted, one page of it."""
     locale = settings.locale
-    with engine.connect() as connection:
-        rows = member_directory(connection, group.id, period.start_utc, period.end_utc)
-    document = stats_document(engine, group, period, rule_of(settings))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="qunpulse-page") as pool:
+        pending_rows = pool.submit(_directory, engine, group, period)
+        pending_document = pool.submit(stats_document, engine, group, period, rule_of(settings))
+        rows, document = pending_rows.result(), pending_document.result()
     segments, stickiness = _segment_of(document, locale), _stickiness_of(document)
     lines = [MemberLine(r, segments.get(r.user_id), stickiness.get(r.user_id)) for r in rows]
     needle = query.strip().lower()
