@@ -141,7 +141,11 @@ def _session_cookie(response: httpx.Response) -> str:
 
 
 async def _site(
-    tmp_path: Path, database_url: str, api: PlatformAPI, public_url: str | None
+    tmp_path: Path,
+    database_url: str,
+    api: PlatformAPI,
+    public_url: str | None,
+    locale: str = "zh_CN",
 ) -> AsyncIterator[Site]:
     config = write_config(
         tmp_path / "qunpulse.toml", database_url, CONFIG_EXTRA.format(api=api.base_url)
@@ -150,7 +154,7 @@ async def _site(
         text = config.read_text(encoding="utf-8")
         line = f"public_url = {json.dumps(public_url)}\n"
         config.write_text(text.replace("[server]\n", f"[server]\n{line}", 1), encoding="utf-8")
-    settings = load_settings(config, env={})
+    settings = load_settings(config, env={"QUNPULSE_LOCALE": locale})
     api.route("POST", SESSION_PATH, _ok)
     api.route("POST", RESPONSE_PATH, _ok)
     api.route("POST", BATCH_SEND_PATH, _batch_ok)
@@ -378,3 +382,57 @@ async def test_without_public_url_the_command_names_the_key(site_without_public_
     await site.service.dispatcher.join()
     assert "server.public_url" in answer.json["markdown"]["text"]
     assert site.api.calls_to(BATCH_SEND_PATH) == []
+
+
+@pytest.fixture
+async def english_site(
+    tmp_path: Path, database_url: str, platform_api: PlatformAPI
+) -> AsyncIterator[Site]:
+    async for running in _site(tmp_path, database_url, platform_api, PUBLIC_URL, "en"):
+        yield running
+
+
+async def test_pages_read_in_english_and_label_opted_out_members(english_site: Site) -> None:
+    site = english_site
+    await _history(site)
+    await site.ding_say("o1", "staff02", "李四", "/optout")
+    await site.api.wait_for_calls(SESSION_PATH, 1)
+    await site.ding_say("c1", "staff_ops", "运营小王", "/dashboard")
+    text = json.loads((await site.api.wait_for_calls(BATCH_SEND_PATH, 1))[0].json["msgParam"])
+    assert "Open the dashboard" in text["text"]
+    session = await site.sign_in(await site.private_link())
+    group = find_group(site.service.engine, DING_GROUP, "dingtalk")
+    assert group is not None
+
+    home = await site.get("/dashboard/", session)
+    assert "My groups" in home.text
+    assert '<html lang="en">' in home.text
+    members = await site.get(f"/dashboard/groups/{group.id}/members", session)
+    row = re.search(r'<tr data-member="staff02">(.*?)</tr>', members.text, re.S)
+    assert row is not None
+    assert "opted out" in row.group(1)
+    other = re.search(r'<tr data-member="staff01">(.*?)</tr>', members.text, re.S)
+    assert other is not None
+    assert "opted out" not in other.group(1)
+
+
+def test_the_generated_signing_key_is_kept_and_each_link_is_used_once(database_url: str) -> None:
+    from storage.dashboard import stored_signing_key, use_link
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        now = datetime.now(UTC)
+        key = stored_signing_key(engine, now)
+        assert len(key) >= 48
+        assert stored_signing_key(engine, now + timedelta(days=1)) == key
+        soon = now + timedelta(minutes=10)
+        assert use_link(engine, "nonce-1", now, soon) is True
+        assert use_link(engine, "nonce-1", now, soon) is False
+        # Rows of links past their expiry are cleared on the next use.
+        later = now + timedelta(minutes=11)
+        assert use_link(engine, "nonce-2", later, later + timedelta(minutes=10)) is True
+        assert use_link(engine, "nonce-1", later, later + timedelta(minutes=10)) is True
+    finally:
+        engine.dispose()

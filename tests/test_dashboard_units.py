@@ -106,3 +106,51 @@ def test_a_session_cookie_is_not_a_link_and_a_link_is_not_a_session() -> None:
     link = signin.make_link_token(KEY, viewer, NOW, timedelta(minutes=1))
     with pytest.raises(signin.BadToken):
         signin.read_session(KEY, link, NOW)
+
+
+def test_catalogue_sections_light_up_when_the_stats_document_has_them() -> None:
+    """The shapes of the catalogue metrics (issue 5) render; absent keys say so."""
+    from bot.dashboard import pages
+
+    grid = [[0] * 24 for _ in range(7)]
+    grid[4][21] = 12
+    document = {
+        "heatmap": {"counts": grid, "weekday_totals": [0, 0, 0, 0, 12, 0, 0], "peak_weekday": 4},
+        "top_words": [["直播", 9], ["报名", 4]],
+        "segments": {
+            "high_active": {"count": 1, "members": ["alice"], "action": "VIP 权益"},
+            "churn_warning": {"count": 0, "members": [], "action": "私聊关怀"},
+            "silent": {"count": 2, "members": ["bob", "carol"], "action": "个性化唤醒"},
+        },
+        "retention_d7": {
+            "value": 0.5,
+            "previous": 0.25,
+            "delta": 0.25,
+            "delta_pct": 1.0,
+            "eligible": 2,
+            "retained": 1,
+            "cohorts": [{"day": "2026-11-10", "joined": 2, "retained": 1, "rate": 0.5}],
+        },
+        "targets": {"activity_rate": {"target": 0.15, "actual": 0.2, "met": True}},
+    }
+    heat = pages._heatmap(document, "zh_CN")
+    assert heat.svg is not None
+    assert "hsl(205,70%,30%)" in heat.svg
+    assert "五 21: 12" in heat.svg
+    words = pages._words(document, "zh_CN")
+    assert words.svg is not None
+    assert "直播" in words.svg
+    segments = pages._segments(document, "zh_CN")
+    assert segments.table == [
+        ["高活跃", "1", "alice", "VIP 权益"],
+        ["流失预警", "0", "", "私聊关怀"],
+        ["沉默", "2", "bob、carol", "个性化唤醒"],
+    ]
+    retention = pages._retention(document, "zh_CN")
+    assert retention.table == [["2026-11-10", "2", "1", "50.0%"]]
+    assert retention.note == "7 日留存 50.0%"
+    targets = pages._targets(document, "en")
+    assert targets.table == [["Activity rate", "15.0%", "20.0%", "yes"]]
+    for section in (pages._heatmap({}, "zh_CN"), pages._words({}, "zh_CN")):
+        assert not section.available
+    assert pages._segments({}, "en").table is None
