@@ -70,7 +70,7 @@ class Telemetry:
         self.dashboard_signin_failures = Counter(
             "qunpulse_dashboard_signin_failures",
             "Dashboard sign-ins refused, by reason (expired, used, signature, malformed, "
-            "purpose, admin_token).",
+            "purpose, admin_token, origin).",
             ["reason"],
             registry=self.registry,
         )

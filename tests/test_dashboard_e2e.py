@@ -356,12 +356,20 @@ async def test_admin_token_signs_in_and_sees_every_group(site: Site) -> None:
     async with site.client() as client:
         wrong = await client.post(f"{site.base_url}/dashboard/login", data={"admin_token": "guess"})
         assert wrong.status_code == 403
+        cross_site = await client.post(
+            f"{site.base_url}/dashboard/login",
+            data={"admin_token": "admin-token-for-tests-7Yq"},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert cross_site.status_code == 403
+        assert "set-cookie" not in cross_site.headers
         right = await client.post(
             f"{site.base_url}/dashboard/login", data={"admin_token": "admin-token-for-tests-7Yq"}
         )
         assert right.status_code == 303
         metrics = (await client.get(f"{site.base_url}/metrics")).text
     assert 'qunpulse_dashboard_signin_failures_total{reason="admin_token"} 1.0' in metrics
+    assert 'qunpulse_dashboard_signin_failures_total{reason="origin"} 1.0' in metrics
     home = await site.get("/dashboard/", _session_cookie(right))
     assert home.status_code == 200
     assert home.text.count('<tr data-group="') == 2

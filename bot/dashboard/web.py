@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -242,6 +242,12 @@ async def login_form(request: web.Request) -> web.Response:
 async def login_with_admin_token(request: web.Request) -> web.StreamResponse:
     """``POST /dashboard/login``: an admin signs in with ``[dashboard] admin_token``."""
     dash = _dashboard(request)
+    origin = request.headers.get("Origin")
+    ours = {request.host, urlsplit(dash.settings.server.public_url or "").netloc}
+    if origin is not None and urlsplit(origin).netloc not in ours:
+        # A form posted from another site (login CSRF): browsers always send Origin here.
+        dash.telemetry.dashboard_signin_failures.labels("origin").inc()
+        return _message(request, 403, "signin_failed")
     form = await request.post()
     offered = form.get("admin_token")
     if not isinstance(offered, str) or not signin.admin_token_matches(dash.settings, offered):
