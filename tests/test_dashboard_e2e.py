@@ -363,13 +363,19 @@ async def test_admin_token_signs_in_and_sees_every_group(site: Site) -> None:
         )
         assert cross_site.status_code == 403
         assert "set-cookie" not in cross_site.headers
+        fetched_cross_site = await client.post(
+            f"{site.base_url}/dashboard/login",
+            data={"admin_token": "admin-token-for-tests-7Yq"},
+            headers={"Sec-Fetch-Site": "cross-site", "Origin": "null"},
+        )
+        assert fetched_cross_site.status_code == 403
         right = await client.post(
             f"{site.base_url}/dashboard/login", data={"admin_token": "admin-token-for-tests-7Yq"}
         )
         assert right.status_code == 303
         metrics = (await client.get(f"{site.base_url}/metrics")).text
     assert 'qunpulse_dashboard_signin_failures_total{reason="admin_token"} 1.0' in metrics
-    assert 'qunpulse_dashboard_signin_failures_total{reason="origin"} 1.0' in metrics
+    assert 'qunpulse_dashboard_signin_failures_total{reason="origin"} 2.0' in metrics
     home = await site.get("/dashboard/", _session_cookie(right))
     assert home.status_code == 200
     assert home.text.count('<tr data-group="') == 2

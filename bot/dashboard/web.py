@@ -239,13 +239,29 @@ async def login_form(request: web.Request) -> web.Response:
     return _render(request, "login.html", viewer=None, admin=admin, failed=False)
 
 
+def _cross_site(request: web.Request, dash: Dashboard) -> bool:
+    """Whether a POST comes from a page of another site.
+
+    Browsers say so in ``Sec-Fetch-Site``; where that is missing, ``Origin`` is compared
+    with this host and ``server.public_url``. (Under ``Referrer-Policy: no-referrer``
+    Chromium sends ``Origin: null`` even for our own form, so ``null`` alone proves
+    nothing.)
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return False
+    ours = {request.host, urlsplit(dash.settings.server.public_url or "").netloc}
+    return urlsplit(origin).netloc not in ours
+
+
 async def login_with_admin_token(request: web.Request) -> web.StreamResponse:
     """``POST /dashboard/login``: an admin signs in with ``[dashboard] admin_token``."""
     dash = _dashboard(request)
-    origin = request.headers.get("Origin")
-    ours = {request.host, urlsplit(dash.settings.server.public_url or "").netloc}
-    if origin is not None and urlsplit(origin).netloc not in ours:
-        # A form posted from another site (login CSRF): browsers always send Origin here.
+    if _cross_site(request, dash):
+        # A form posted from another site (login CSRF).
         dash.telemetry.dashboard_signin_failures.labels("origin").inc()
         return _message(request, 403, "signin_failed")
     form = await request.post()
