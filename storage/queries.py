@@ -452,3 +452,46 @@ def daily_sentiment(
         DailySentiment(as_date(row.day), float(row.mean), int(row.n))
         for row in connection.execute(query)
     ]
+
+
+def members_active_days(
+    connection: Connection,
+    group_id: int,
+    user_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    segments: Sequence[OffsetSegment],
+) -> dict[str, set[date]]:
+    """For each of ``user_ids``: the local days of ``[start, end)`` with a conversation
+    message in the group (commands excluded, as for ``/me``'s streak).
+
+    Meant for one page of a member list: the ids are bounded by the caller.
+    """
+    if not user_ids:
+        return {}
+    ids = {
+        row.id: row.user_id
+        for row in connection.execute(
+            select(_MEMBER.c.id, _MEMBER.c.user_id)
+            .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+            .where(_GROUP_MEMBER.c.group_id == group_id, _MEMBER.c.user_id.in_(list(user_ids)))
+        )
+    }
+    day = local_date(connection, _MESSAGE.c.sent_at, segments).label("day")
+    # By member id, so the (group, member, sent_at) index finds each member's rows.
+    query = (
+        select(_MESSAGE.c.member_id, day)
+        .where(
+            _MESSAGE.c.group_id == group_id,
+            _MESSAGE.c.member_id.in_(list(ids)),
+            _MESSAGE.c.sent_at >= start,
+            _MESSAGE.c.sent_at < end,
+            _MESSAGE.c.is_command.is_(False),
+            _MESSAGE.c.recalled_at.is_(None),
+        )
+        .group_by(_MESSAGE.c.member_id, day)
+    )
+    found: dict[str, set[date]] = {}
+    for row in connection.execute(query):
+        found.setdefault(ids[row.member_id], set()).add(as_date(row.day))
+    return found

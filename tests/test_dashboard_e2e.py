@@ -330,6 +330,9 @@ async def test_pages_show_the_figures_of_stats_json(site: Site) -> None:
     assert members.status_code == 200
     assert 'data-member="staff01"' in members.text
     assert 'data-member="staff02"' not in members.text  # filtered out by the search
+    streak = re.search(r'<tr data-member="staff01">.*?data-streak>([^<]*)<', members.text, re.S)
+    assert streak is not None
+    assert streak.group(1) == "1"  # spoke today, not yesterday
     ordered = await site.get(
         f"/dashboard/groups/{group.id}/members?period=7d&sort=messages&order=asc", session
     )

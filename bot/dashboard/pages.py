@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 from sqlalchemy import Engine
 
 from analytics import charts
 from analytics.labels import Locale
+from analytics.member_days import activity_streak
 from analytics.metrics import ActivityRule, Change
-from analytics.periods import Period, offset_segments
+from analytics.periods import Period, offset_segments, resolve_period
 from analytics.report import RATES, format_delta, format_value
 from bot.dashboard.words import metric_label, w
 from config.settings import Settings
@@ -36,6 +38,7 @@ from storage.queries import (
     daily_sentiment,
     daily_series,
     member_directory,
+    members_active_days,
 )
 
 #: Columns of the "My groups" table, each sortable.
@@ -463,11 +466,17 @@ def _targets(document: Mapping[str, Any], locale: Locale) -> Section:
 # -------------------------------------------------------------------- members
 
 
+#: How far back the member table looks for a streak of active days.
+STREAK_WINDOW_DAYS = 30
+
+
 @dataclass(frozen=True, slots=True)
 class MemberLine:
     row: MemberRow
     segment: str | None
     stickiness: str | None
+    #: Consecutive active days up to today (``≥30`` past the window); None if not looked up.
+    streak: str | None = None
 
 
 @dataclass
@@ -519,6 +528,29 @@ def _member_key(sort: str) -> Any:
     return key
 
 
+def _with_streaks(
+    engine: Engine, group: GroupRecord, lines: list[MemberLine], today: date, zone: ZoneInfo
+) -> list[MemberLine]:
+    """The lines with each member's active streak up to ``today`` (one query for the page)."""
+    window = resolve_period(f"{STREAK_WINDOW_DAYS}d", today, zone)
+    start, end = window.start_utc, window.end_utc
+    with engine.connect() as connection:
+        days = members_active_days(
+            connection,
+            group.id,
+            [line.row.user_id for line in lines],
+            start,
+            end,
+            offset_segments(window.zone, start, end),
+        )
+    result = []
+    for line in lines:
+        streak = activity_streak(days.get(line.row.user_id, set()), today)
+        shown = f"≥{STREAK_WINDOW_DAYS}" if streak >= STREAK_WINDOW_DAYS else str(streak)
+        result.append(replace(line, streak=shown))
+    return result
+
+
 def _directory(engine: Engine, group: GroupRecord, period: Period) -> list[MemberRow]:
     with engine.connect() as connection:
         return member_directory(connection, group.id, period.start_utc, period.end_utc)
@@ -534,27 +566,45 @@ def members_page(
     sort: str,
     descending: bool,
     page: int,
+    today: date,
 ) -> MembersPage:
     """The member table: everyone seen in the group, filtered, sorted, one page of it."""
-    locale = settings.locale
+
+    def one_page() -> tuple[list[MemberLine], int, int, int, int]:
+        rows = _directory(engine, group, period)
+        lines = [MemberLine(r, None, None) for r in rows]
+        needle = query.strip().lower()
+        if needle:
+            lines = [
+                line
+                for line in lines
+                if needle in line.row.user_id.lower() or needle in (line.row.name or "").lower()
+            ]
+        column = sort if sort in MEMBER_SORTS else "messages"
+        lines.sort(key=_member_key(column), reverse=descending)
+        pages = max(1, -(-len(lines) // MEMBERS_PER_PAGE))
+        number = min(max(page, 1), pages)
+        chosen = lines[(number - 1) * MEMBERS_PER_PAGE : number * MEMBERS_PER_PAGE]
+        shown = _with_streaks(engine, group, chosen, today, period.zone)
+        return shown, len(rows), len(lines), number, pages
+
+    # The metrics (for segments and stickiness) and the member list with its streaks are
+    # independent: fetch them side by side.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="qunpulse-page") as pool:
-        pending_rows = pool.submit(_directory, engine, group, period)
+        pending_page = pool.submit(one_page)
         pending_document = pool.submit(stats_document, engine, group, period, rule_of(settings))
-        rows, document = pending_rows.result(), pending_document.result()
-    segments, stickiness = _segment_of(document, locale), _stickiness_of(document)
-    lines = [MemberLine(r, segments.get(r.user_id), stickiness.get(r.user_id)) for r in rows]
-    needle = query.strip().lower()
-    if needle:
-        lines = [
-            line
-            for line in lines
-            if needle in line.row.user_id.lower() or needle in (line.row.name or "").lower()
-        ]
-    column = sort if sort in MEMBER_SORTS else "messages"
-    lines.sort(key=_member_key(column), reverse=descending)
-    pages = max(1, -(-len(lines) // MEMBERS_PER_PAGE))
-    page = min(max(page, 1), pages)
-    shown = lines[(page - 1) * MEMBERS_PER_PAGE : page * MEMBERS_PER_PAGE]
-    return MembersPage(
-        group, group_label(settings, group), shown, len(rows), len(lines), page, pages
-    )
+        (shown, total, matching, number, pages), document = (
+            pending_page.result(),
+            pending_document.result(),
+        )
+    segments = _segment_of(document, settings.locale)
+    stickiness = _stickiness_of(document)
+    shown = [
+        replace(
+            line,
+            segment=segments.get(line.row.user_id),
+            stickiness=stickiness.get(line.row.user_id),
+        )
+        for line in shown
+    ]
+    return MembersPage(group, group_label(settings, group), shown, total, matching, number, pages)

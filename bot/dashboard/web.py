@@ -418,6 +418,7 @@ async def members_view(request: web.Request) -> web.Response:
         sort=sort,
         descending=descending,
         page=number,
+        today=dash.today(),
     )
     return _render(
         request,

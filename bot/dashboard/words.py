@@ -87,6 +87,7 @@ WORDS: dict[str, dict[Locale, str]] = {
     "messages_in_period": {"zh_CN": "本期消息", "en": "Messages in period"},
     "status": {"zh_CN": "状态", "en": "Status"},
     "segment": {"zh_CN": "分层", "en": "Segment"},
+    "streak": {"zh_CN": "连续活跃天数", "en": "Active streak (days)"},
     "opted_out": {"zh_CN": "已退出排行", "en": "opted out"},
     "status_join": {"zh_CN": "在群", "en": "in group"},
     "status_leave": {"zh_CN": "已退群", "en": "left"},
