@@ -53,7 +53,11 @@ def rule_of(settings: Settings) -> ActivityRule:
 
 
 def stats_document(engine: Engine, group: GroupRecord, period: Period, rule: ActivityRule) -> Any:
-    """The group's ``stats --json`` document: the one place pages get metrics from."""
+    """The group's ``stats --json`` document: the one place pages get metrics from.
+
+    Once ``collect_stats`` can compute a subset of the catalogue (``wanted=``), this is
+    where each page would ask for only the ids it shows.
+    """
     return collect_stats(engine, group, period, rule).to_json()
 
 
