@@ -39,6 +39,7 @@ SESSION_PATH = "/robot/sendBySession"
 BATCH_SEND_PATH = "/v1.0/robot/oToMessages/batchSend"
 RESPONSE_PATH = "/cgi-bin/aibot/response"
 PUBLIC_URL = "https://qunpulse.example.com"
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 CONFIG_EXTRA = """
 [[groups]]
@@ -285,12 +286,13 @@ async def test_pages_show_the_figures_of_stats_json(site: Site) -> None:
     await _history(site)
     await site.ding_say("c1", "staff_ops", "运营小王", "/dashboard")
     session = await site.sign_in(await site.private_link())
-    cli = Path(sys.executable).with_name("qunpulse")
+    # `python -m bot.cli` from the checkout: the same code as the server under test.
     process = await asyncio.create_subprocess_exec(
-        *(str(cli), "stats", "--group", DING_GROUP, "--period", "7d", "--json"),
-        *("-c", str(site.config)),
+        *(sys.executable, "-m", "bot.cli", "stats", "--group", DING_GROUP, "--period", "7d"),
+        *("--json", "-c", str(site.config)),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        cwd=CHECKOUT,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
