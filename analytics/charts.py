@@ -262,9 +262,14 @@ def _grid(left: int, top: int, plot_w: int, plot_h: int, top_value: float) -> li
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" '
             f'stroke="#e3e3e3" stroke-width="1"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
-            f'fill="#555">{_number(value)}</text>'
+            f'fill="#555">{_tick(value)}</text>'
         )
     return parts
+
+
+def _tick(value: float) -> str:
+    """An axis label: ``1.25``, ``2.5``, ``5``, never rounded to a wrong ``1.2``."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _legend(series: Sequence[Series], left: int, y: int) -> list[str]:

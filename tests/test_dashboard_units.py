@@ -155,3 +155,24 @@ def test_catalogue_sections_light_up_when_the_stats_document_has_them() -> None:
     for section in (pages._heatmap({}, "zh_CN"), pages._words({}, "zh_CN")):
         assert not section.available
     assert pages._segments({}, "en").table is None
+
+
+def test_segments_show_names_from_the_rank_and_empty_targets_say_how_to_set_them() -> None:
+    from bot.dashboard import pages
+
+    document = {
+        "message_rank": [{"position": 1, "member": "u1", "name": "张三", "messages": 3}],
+        "segments": {"silent": {"count": 2, "members": ["u1", "u2"], "action": "唤醒"}},
+        "targets": {},
+    }
+    assert pages._segments(document, "zh_CN").table == [["沉默", "2", "张三、u2", "唤醒"]]
+    targets = pages._targets(document, "zh_CN")
+    assert targets.table == []
+    assert targets.note is not None
+    assert "[targets]" in targets.note
+
+
+def test_axis_labels_keep_their_fractions() -> None:
+    svg = charts.bar_chart(["a"], [charts.Series("x", (3,))], title="t")
+    assert ">1.25</text>" in svg
+    assert ">3.75</text>" in svg

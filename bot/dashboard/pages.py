@@ -389,9 +389,19 @@ def _sentiment(
     return section
 
 
+def _names(document: Mapping[str, Any]) -> dict[str, str]:
+    """Display names by user id, from the message rank (segments carry ids only)."""
+    names: dict[str, str] = {}
+    for entry in document.get("message_rank") or []:
+        if isinstance(entry, Mapping) and entry.get("name"):
+            names[str(entry.get("member"))] = str(entry["name"])
+    return names
+
+
 def _segments(document: Mapping[str, Any], locale: Locale) -> Section:
     section = Section("segments", w("segments", locale))
     value = document.get("segments")
+    names = _names(document)
     if isinstance(value, Mapping):
         section.headers = [
             w("segment", locale),
@@ -404,7 +414,7 @@ def _segments(document: Mapping[str, Any], locale: Locale) -> Section:
             entry = value.get(key)
             if not isinstance(entry, Mapping):
                 continue
-            members = [str(m) for m in entry.get("members") or []]
+            members = [names.get(str(m), str(m)) for m in entry.get("members") or []]
             shown = "、".join(members[:12]) + ("…" if len(members) > 12 else "")
             rows.append(
                 [
@@ -464,6 +474,8 @@ def _targets(document: Mapping[str, Any], locale: Locale) -> Section:
                     "–" if met is None else w("yes" if met else "no", locale),
                 ]
             )
+        if not section.table:
+            section.note = w("no_targets", locale)
     return section
 
 

@@ -73,6 +73,11 @@ WORDS: dict[str, dict[Locale, str]] = {
     "target": {"zh_CN": "目标", "en": "Target"},
     "actual": {"zh_CN": "实际", "en": "Actual"},
     "met": {"zh_CN": "达成", "en": "Met"},
+    "no_targets": {
+        "zh_CN": "尚未设置目标:在 qunpulse.toml 的 [targets] 中设置(例如 activity_rate = 0.15)。",
+        "en": "No targets set: add them under [targets] in qunpulse.toml "
+        "(e.g. activity_rate = 0.15).",
+    },
     "yes": {"zh_CN": "是", "en": "yes"},
     "no": {"zh_CN": "否", "en": "no"},
     "messages": {"zh_CN": "消息", "en": "Messages"},
