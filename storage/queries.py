@@ -326,16 +326,19 @@ def member_directory(
     connection: Connection, group_id: int, start: datetime, end: datetime
 ) -> list[MemberRow]:
     """Everyone seen in the group before ``end`` (bots excluded), most messages first."""
+    # One grouped pass over the period's messages, joined below. (A correlated count per
+    # member lets SQLite pick the (group_id, sent_at) index and rescan the whole period
+    # for every member: 19 s instead of 0.1 s on a million messages.)
     in_period = (
-        select(func.count())
+        select(_MESSAGE.c.member_id, func.count().label("n"))
         .where(
             _MESSAGE.c.group_id == group_id,
-            _MESSAGE.c.member_id == _MEMBER.c.id,
             _MESSAGE.c.sent_at >= start,
             _MESSAGE.c.sent_at < end,
             _MESSAGE.c.is_command.is_(False),
         )
-        .scalar_subquery()
+        .group_by(_MESSAGE.c.member_id)
+        .subquery()
     )
     last_message = (
         select(func.max(_MESSAGE.c.sent_at))
@@ -374,10 +377,14 @@ def member_directory(
             _GROUP_MEMBER.c.first_seen_at,
             joined.label("joined_at"),
             last_message.label("last_at"),
-            in_period.label("messages"),
+            func.coalesce(in_period.c.n, 0).label("messages"),
             status.label("status"),
         )
-        .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+        .select_from(
+            _GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id).outerjoin(
+                in_period, in_period.c.member_id == _MEMBER.c.id
+            )
+        )
         .where(
             _GROUP_MEMBER.c.group_id == group_id,
             _GROUP_MEMBER.c.first_seen_at < end,
