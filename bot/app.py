@@ -13,6 +13,7 @@ from aiohttp import web
 from sqlalchemy import Engine
 
 from bot.archive import ArchivePuller, archive_lifecycle, archive_pullers
+from bot.dashboard.web import add_dashboard
 from bot.events import Event, NoticeEvent
 from bot.ingest import GroupCommitWriter
 from bot.jobs import Jobs, day_for, targets_from
@@ -202,6 +203,7 @@ def build_service(
         return [item.new for item in stored]
 
     streams = build_streams(settings, clock, sink, telemetry)
+    add_dashboard(web_app, settings=settings, engine=engine, telemetry=telemetry, clock=clock)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await writer.start()

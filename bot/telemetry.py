@@ -69,6 +69,19 @@ class Telemetry:
         )
         for what in ("message_text", "membership_events", "alerts"):
             self.retention_expired.labels(what)
+        self.dashboard_signin_failures = Counter(
+            "qunpulse_dashboard_signin_failures",
+            "Dashboard sign-ins refused, by reason (expired, used, signature, malformed, "
+            "purpose, admin_token, origin).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.dashboard_signins = Counter(
+            "qunpulse_dashboard_signins",
+            "Dashboard sign-ins accepted, by how (link or admin_token).",
+            ["how"],
+            registry=self.registry,
+        )
         self.posts_sent = Counter(
             "qunpulse_posts_sent",
             "Outbox posts the platform accepted, by platform and job.",

@@ -370,6 +370,21 @@ class PlatformsSettings(_Section):
     feishu: FeishuPlatformSettings = FeishuPlatformSettings()
 
 
+class DashboardSettings(_Section):
+    """The operators' web dashboard (``/dashboard`` in chat sends a sign-in link)."""
+
+    #: Signs sign-in links and session cookies; empty: generated once, kept in the database.
+    secret_key: SecretStr | None = None
+    #: Admins sign in at ``/dashboard/login`` with this and see every group; empty: off.
+    admin_token: SecretStr | None = None
+    #: How long a sign-in link works (it works once).
+    link_minutes: int = Field(default=10, ge=1, le=1440)
+    #: How long a session lasts after sign-in.
+    session_hours: int = Field(default=12, ge=1, le=24 * 90)
+    #: The period a page shows when none is picked (any ``--period`` of ``qunpulse stats``).
+    default_period: str = "7d"
+
+
 class Settings(_Section):
     """Every setting of qunpulse, validated.
 
@@ -402,6 +417,7 @@ class Settings(_Section):
     score: ScoreSettings = ScoreSettings()
     retention: RetentionSettings = RetentionSettings()
     platforms: PlatformsSettings = PlatformsSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("timezone")
     @classmethod

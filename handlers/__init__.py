@@ -97,6 +97,19 @@ COMMANDS: list[Command] = [
         summary={"zh_CN": "重新在公开排行中显示我", "en": "show me in public rankings again"},
     ),
     Command(
+        "dashboard",
+        ("看板",),
+        commands.dashboard,
+        audience="operators",
+        accepts=(),
+        needs_group=False,
+        usage={"zh_CN": "", "en": ""},
+        summary={
+            "zh_CN": "网页看板的登录链接(私聊发送,10 分钟内有效)",
+            "en": "a sign-in link to the web dashboard (sent privately, valid 10 minutes)",
+        },
+    ),
+    Command(
         "help",
         ("帮助",),
         commands.help_command,

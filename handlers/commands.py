@@ -18,6 +18,7 @@ from analytics.metrics import Change, RankEntry, message_rank
 from analytics.periods import Period, offset_segments, resolve_period
 from analytics.quick_words import count_words
 from analytics.report import format_delta, format_value
+from handlers import signin
 from handlers.context import Answer, Context
 from handlers.stats import StatsOptions, collect_stats
 from handlers.texts import text
@@ -355,6 +356,39 @@ async def optin(ctx: Context) -> Answer:
         repo.set_opted_out, ctx.engine, ctx.event.platform, ctx.event.sender.user_id, False
     )
     return Answer(text("optin_done", ctx.locale))
+
+
+# ------------------------------------------------------------------ /dashboard
+
+
+def _dashboard_link(ctx: Context, public_url: str) -> str:
+    now = ctx.clock()
+    key = signin.signing_key(ctx.settings, ctx.engine, now)
+    viewer = signin.Viewer(
+        ctx.event.platform,
+        ctx.event.sender.user_id,
+        groups=tuple(signin.granted_groups(ctx.group, ctx.is_operator)),
+    )
+    lifetime = timedelta(minutes=ctx.settings.dashboard.link_minutes)
+    return signin.public_link(public_url, signin.make_link_token(key, viewer, now, lifetime))
+
+
+async def dashboard(ctx: Context) -> Answer:
+    """/dashboard: a single-use sign-in link to the web dashboard, sent privately."""
+    public_url = ctx.settings.server.public_url
+    if not public_url:
+        return Answer(text("dashboard_no_public_url", ctx.locale))
+    url = await asyncio.to_thread(_dashboard_link, ctx, public_url)
+    body = text(
+        "dashboard_link",
+        ctx.locale,
+        url=url,
+        minutes=ctx.settings.dashboard.link_minutes,
+        hours=ctx.settings.dashboard.session_hours,
+    )
+    title = text("dashboard_title", ctx.locale)
+    # The link signs its holder in: it must never be posted where others can read it.
+    return Answer(f"**{title}**\n\n{body}", title, private=True)
 
 
 # ----------------------------------------------------------------------- /help

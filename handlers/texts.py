@@ -128,6 +128,20 @@ TEXTS: dict[str, dict[Locale, str]] = {
         "en": "Done: you are hidden from public rankings and group posts. Send /optin to "
         "show again.",
     },
+    "dashboard_title": {"zh_CN": "群脉看板", "en": "qunpulse dashboard"},
+    "dashboard_link": {
+        "zh_CN": "[点此打开看板]({url})\n\n链接 {minutes} 分钟内有效,只能使用一次;"
+        "打开后可浏览 {hours} 小时。请勿转发。",
+        "en": "[Open the dashboard]({url})\n\nThe link works once, within {minutes} minutes; "
+        "you then stay signed in for {hours} hours. Do not forward it.",
+    },
+    "dashboard_no_public_url": {
+        "zh_CN": "看板尚未开启:请管理员在 qunpulse.toml 中设置 server.public_url"
+        "(本服务的 https 地址,例如 https://qunpulse.example.com)后重启。",
+        "en": "The dashboard is not set up: an admin must set server.public_url in "
+        "qunpulse.toml (this server's https address, e.g. https://qunpulse.example.com) "
+        "and restart.",
+    },
     "optin_done": {
         "zh_CN": "好的,你已重新加入公开排行。",
         "en": "Done: you are shown in public rankings again.",

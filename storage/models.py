@@ -442,3 +442,29 @@ class AlertCooldown(SQLModel, table=True):
     #: The sender's member id for single-message alerts, ``""`` for bursts and spikes.
     subject: str = Field(primary_key=True, max_length=32)
     until: datetime = utc_column()
+
+
+class DashboardSecret(SQLModel, table=True):
+    """A secret the dashboard generated for itself (the signing key when none is configured).
+
+    Kept in the database so that every process of a deployment signs and checks with the
+    same key, and sessions survive a restart.
+    """
+
+    __tablename__ = "dashboard_secret"
+
+    name: str = Field(max_length=32, primary_key=True)
+    value: str = Field(max_length=128)
+    created_at: datetime = utc_column()
+
+
+class DashboardLinkUse(SQLModel, table=True):
+    """A dashboard sign-in link that has been used: the primary key makes each link single-use."""
+
+    __tablename__ = "dashboard_link_use"
+    __table_args__ = (Index("ix_dashboard_link_use_expires", "expires_at"),)
+
+    nonce: str = Field(max_length=64, primary_key=True)
+    used_at: datetime = utc_column()
+    #: When the link would have expired anyway; rows past this are deleted.
+    expires_at: datetime = utc_column()

@@ -382,16 +382,19 @@ def member_directory(
     connection: Connection, group_id: int, start: datetime, end: datetime
 ) -> list[MemberRow]:
     """Everyone seen in the group before ``end`` (bots excluded), most messages first."""
+    # One grouped pass over the period's messages, joined below. (A correlated count per
+    # member lets SQLite pick the (group_id, sent_at) index and rescan the whole period
+    # for every member: 19 s instead of 0.1 s on a million messages.)
     in_period = (
-        select(func.count())
+        select(_MESSAGE.c.member_id, func.count().label("n"))
         .where(
             _MESSAGE.c.group_id == group_id,
-            _MESSAGE.c.member_id == _MEMBER.c.id,
             _MESSAGE.c.sent_at >= start,
             _MESSAGE.c.sent_at < end,
             _MESSAGE.c.is_command.is_(False),
         )
-        .scalar_subquery()
+        .group_by(_MESSAGE.c.member_id)
+        .subquery()
     )
     last_message = (
         select(func.max(_MESSAGE.c.sent_at))
@@ -430,10 +433,14 @@ def member_directory(
             _GROUP_MEMBER.c.first_seen_at,
             joined.label("joined_at"),
             last_message.label("last_at"),
-            in_period.label("messages"),
+            func.coalesce(in_period.c.n, 0).label("messages"),
             status.label("status"),
         )
-        .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+        .select_from(
+            _GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id).outerjoin(
+                in_period, in_period.c.member_id == _MEMBER.c.id
+            )
+        )
         .where(
             _GROUP_MEMBER.c.group_id == group_id,
             _GROUP_MEMBER.c.first_seen_at < end,
@@ -465,3 +472,89 @@ def _aware(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DailySentiment:
+    """The mean sentiment score of one local day's scored messages."""
+
+    day: date
+    mean: float
+    scored: int
+
+
+def daily_sentiment(
+    connection: Connection,
+    group_id: int,
+    start: datetime,
+    end: datetime,
+    segments: Sequence[OffsetSegment],
+) -> list[DailySentiment]:
+    """Per local day of ``[start, end)``: the mean stored sentiment score and how many
+    messages had one (days without a scored message are absent).
+
+    Only the stored per-message score is averaged; the positive / neutral / negative
+    split (with its thresholds) stays the ``sentiment_split`` metric's.
+    """
+    day = local_date(connection, _MESSAGE.c.sent_at, segments).label("day")
+    query = (
+        select(day, func.avg(_MESSAGE.c.sentiment).label("mean"), func.count().label("n"))
+        .select_from(_MESSAGE.join(_MEMBER, _MEMBER.c.id == _MESSAGE.c.member_id))
+        .where(
+            _MESSAGE.c.group_id == group_id,
+            _MESSAGE.c.sent_at >= start,
+            _MESSAGE.c.sent_at < end,
+            _MESSAGE.c.sentiment.is_not(None),
+            _MESSAGE.c.recalled_at.is_(None),
+            _MEMBER.c.is_bot.is_(False),
+        )
+        .group_by(day)
+        .order_by(day)
+    )
+    return [
+        DailySentiment(as_date(row.day), float(row.mean), int(row.n))
+        for row in connection.execute(query)
+    ]
+
+
+def members_active_days(
+    connection: Connection,
+    group_id: int,
+    user_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    segments: Sequence[OffsetSegment],
+) -> dict[str, set[date]]:
+    """For each of ``user_ids``: the local days of ``[start, end)`` with a conversation
+    message in the group (commands excluded, as for ``/me``'s streak).
+
+    Meant for one page of a member list: the ids are bounded by the caller.
+    """
+    if not user_ids:
+        return {}
+    ids = {
+        row.id: row.user_id
+        for row in connection.execute(
+            select(_MEMBER.c.id, _MEMBER.c.user_id)
+            .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+            .where(_GROUP_MEMBER.c.group_id == group_id, _MEMBER.c.user_id.in_(list(user_ids)))
+        )
+    }
+    day = local_date(connection, _MESSAGE.c.sent_at, segments).label("day")
+    # By member id, so the (group, member, sent_at) index finds each member's rows.
+    query = (
+        select(_MESSAGE.c.member_id, day)
+        .where(
+            _MESSAGE.c.group_id == group_id,
+            _MESSAGE.c.member_id.in_(list(ids)),
+            _MESSAGE.c.sent_at >= start,
+            _MESSAGE.c.sent_at < end,
+            _MESSAGE.c.is_command.is_(False),
+            _MESSAGE.c.recalled_at.is_(None),
+        )
+        .group_by(_MESSAGE.c.member_id, day)
+    )
+    found: dict[str, set[date]] = {}
+    for row in connection.execute(query):
+        found.setdefault(ids[row.member_id], set()).add(as_date(row.day))
+    return found
