@@ -367,7 +367,13 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import serve, system_clock
     from bot.demo.build import build_demo
     from bot.demo.generator import DemoSize
-    from bot.demo.showcase import add_sink, demo_config, next_fire_hint, showcase
+    from bot.demo.showcase import (
+        add_sink,
+        demo_config,
+        next_fire_hint,
+        replay_alerts,
+        showcase,
+    )
     from bot.terminal import print_stats
     from handlers.stats import StatsOptions, collect_stats
     from storage.db import make_engine
@@ -389,6 +395,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         for section in showcase(demo, engine, last_day, system_clock, pictures):
             size_note = f"{len(section.body.encode())} bytes"
             print(f"\n━━ {section.heading} · {size_note} ━━\n{section.body}")
+        for section in replay_alerts(demo, engine, last_day):
+            print(f"\n━━ {section.heading} ━━\n{section.body}")
         first = community.groups[0]
         group = find_group(engine, first.chat_id, first.platform)
         if group is not None:

@@ -116,3 +116,9 @@ def test_demo_serve_answers_healthz(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=30)
+
+
+def test_the_demo_shows_private_alerts_to_operators(demo: tuple[Path, str]) -> None:
+    _, printed = demo
+    assert "私信告警 →" in printed
+    assert "关键词告警" in printed  # the angry customers' 投诉 / 退款

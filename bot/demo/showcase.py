@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from bot.demo.generator import Community
 from bot.jobs import Jobs
 from bot.platforms.base import Clock
 from config import Settings
+from handlers.alerts import AlertMonitor, operators_for
 from storage.outbox import Outbox
 from storage.queries import find_group
 
@@ -77,6 +79,65 @@ def showcase(
         words = top_words_counts(figures.get("top_words"))
         if words:
             Path(f"{stem}-words.png").write_bytes(render_word_cloud(words))
+    return sections
+
+
+#: The order the demo shows alert kinds in, and how many it shows.
+ALERT_ORDER = {"keyword": 0, "burst": 1, "negative": 2}
+SHOWN_ALERTS = 6
+
+
+def replay_alerts(settings: Settings, engine: Engine, last_day: date) -> list[Section]:
+    """Raise the alerts the last day's messages would have raised live, in time order.
+
+    The alert monitor runs on each scored message as the background worker would have
+    called it, with the clock set to a few seconds after the message was sent.
+    """
+    from sqlalchemy import select
+
+    from storage.alerts import AlertStore
+    from storage.models import Message
+
+    start = datetime.combine(last_day, time(), settings.zone)
+    now = [start]
+    monitor = AlertMonitor(settings, engine, lambda: now[0])
+    query = (
+        select(Message.id, Message.text, Message.sentiment, Message.sent_at)  # type: ignore[call-overload]
+        .where(Message.sent_at >= start, Message.sentiment.is_not(None))  # type: ignore[union-attr]
+        .order_by(Message.sent_at, Message.id)
+    )
+    quiet = logging.getLogger("handlers.alerts")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "no private channel configured" for each demo alert
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(query).all()
+        for row in rows:
+            if monitor.worth_a_look(row.text or "", row.sentiment):
+                now[0] = row.sent_at + timedelta(seconds=5)
+                monitor.on_messages([row.id])
+    finally:
+        quiet.setLevel(level)
+    alerts = AlertStore(engine).list(since=start)
+    # Keyword and burst alerts first: they are the ones operators act on most.
+    alerts.sort(key=lambda a: (ALERT_ORDER.get(a.kind, len(ALERT_ORDER)), a.raised_at))
+    sections = []
+    for alert in alerts[:SHOWN_ALERTS]:
+        operators = operators_for(settings, alert.platform, alert.chat_id)
+        to = "、".join(operators) or "(no operators configured)"
+        heading = f"私信告警 → {to} ({alert.platform}) · {alert.kind}"
+        sections.append(Section(heading, alert.summary))
+    if alerts:
+        counts = Counter(a.kind for a in alerts)
+        tally = ", ".join(f"{kind} {n}" for kind, n in counts.most_common())
+        sections.append(
+            Section(
+                f"{len(alerts)} alerts on {last_day} ({tally}); {len(sections)} shown",
+                "SnowNLP gives many plain questions low scores: if negative alerts are too "
+                "many, lower alerts.negative_threshold (e.g. 0.05) and rely on "
+                "alerts.keywords, which catch 投诉 / 退款 whatever the score (README: Alerts).",
+            )
+        )
     return sections
 
 
