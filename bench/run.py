@@ -197,7 +197,27 @@ def _seed_small_database(path: Path) -> None:
     engine.dispose()
 
 
+def bench_sentiment(quick: bool) -> list[Result]:
+    from bench.sentiment import bench_sentiment as run
+
+    r = run(10_000, 1_000 if quick else 10_000)
+    ratio = r.fast_rate / r.baseline_rate
+    return [
+        Result(
+            "sentiment",
+            r.fast_rate,
+            "texts/s",
+            ratio,
+            ">=10",
+            ratio >= 10 and r.max_difference <= 1e-9,
+            f"baseline {r.baseline_rate:.0f}/s; max |diff| {r.max_difference:.1e}; "
+            f"{r.distinct} distinct of {r.texts}; distinct texts alone x{r.distinct_ratio:.1f}",
+        )
+    ]
+
+
 BENCHMARKS: dict[str, Bench] = {
+    "sentiment": bench_sentiment,
     "ingest_sqlite": bench_ingest_sqlite,
     "ingest_postgres": bench_ingest_postgres,
     "startup": bench_startup,
