@@ -216,7 +216,30 @@ def bench_sentiment(quick: bool) -> list[Result]:
     ]
 
 
+def bench_stats_1m(quick: bool) -> list[Result]:
+    from bench.stats import bench_stats
+
+    runs, group = bench_stats(100_000 if quick else 1_000_000, 3 if quick else 7)
+    results = []
+    for run in runs:
+        ratio = run.seconds / run.baseline_seconds
+        results.append(
+            Result(
+                f"stats_1m_{run.period}",
+                run.seconds * 1000,
+                "ms",
+                ratio,
+                "<=3,<300ms",
+                ratio <= 3 and run.seconds < 0.3,
+                f"baseline {run.baseline_seconds * 1000:.0f} ms for {run.statements} statements; "
+                f"{run.messages} messages, group {group}",
+            )
+        )
+    return results
+
+
 BENCHMARKS: dict[str, Bench] = {
+    "stats_1m": bench_stats_1m,
     "sentiment": bench_sentiment,
     "ingest_sqlite": bench_ingest_sqlite,
     "ingest_postgres": bench_ingest_postgres,
