@@ -238,8 +238,29 @@ def bench_stats_1m(quick: bool) -> list[Result]:
     return results
 
 
+def bench_daily_jobs(quick: bool) -> list[Result]:
+    from bench.jobs import bench_jobs
+
+    # 1,000 groups take many minutes (see bench/README.md); the ratio does not depend on N.
+    run = bench_jobs(20 if quick else 300)
+    ratio = run.seconds / run.baseline_seconds
+    return [
+        Result(
+            "daily_jobs_1000",
+            run.seconds,
+            "s",
+            ratio,
+            "<=5",
+            ratio <= 5,
+            f"{run.groups} groups, {run.posts} posts; figures+outbox {run.jobs_seconds:.1f} s; "
+            f"baseline {run.baseline_seconds:.2f} s of bare posts",
+        )
+    ]
+
+
 BENCHMARKS: dict[str, Bench] = {
     "stats_1m": bench_stats_1m,
+    "daily_jobs_1000": bench_daily_jobs,
     "sentiment": bench_sentiment,
     "ingest_sqlite": bench_ingest_sqlite,
     "ingest_postgres": bench_ingest_postgres,
