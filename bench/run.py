@@ -258,9 +258,30 @@ def bench_daily_jobs(quick: bool) -> list[Result]:
     ]
 
 
+def bench_import_1m(quick: bool) -> list[Result]:
+    from bench.history import bench_import
+
+    run = bench_import(100_000 if quick else 1_000_000)
+    rate, baseline = run.rows / run.seconds, run.rows / run.baseline_seconds
+    ratio = rate / baseline
+    return [
+        Result(
+            "import_1m",
+            rate,
+            "rows/s",
+            ratio,
+            ">=0.25",
+            ratio >= 0.25,
+            f"{run.rows} rows in {run.seconds:.1f} s, peak RSS {run.peak_rss_mb:.0f} MB; "
+            f"baseline {baseline:.0f} rows/s",
+        )
+    ]
+
+
 BENCHMARKS: dict[str, Bench] = {
     "stats_1m": bench_stats_1m,
     "daily_jobs_1000": bench_daily_jobs,
+    "import_1m": bench_import_1m,
     "sentiment": bench_sentiment,
     "ingest_sqlite": bench_ingest_sqlite,
     "ingest_postgres": bench_ingest_postgres,

@@ -45,8 +45,8 @@ def database(messages: int) -> Path:
 
     groups = 100 if messages >= 1_000_000 else 10
     members = 500
-    # About 0.69 of the drawn messages survive the join/leave filter and weekday weights.
-    rate = messages / (groups * members * DAYS) / 0.845
+    # About 0.82 of the drawn messages survive the joins, leaves and weekday weights.
+    rate = messages / (groups * members * DAYS) / 0.819
     size = DemoSize(groups, members, DAYS, rate)
     path = DATA / f"stats-{messages}-g{groups}-m{members}-d{DAYS}-s{SEED}.db"
     if path.exists():
