@@ -197,7 +197,92 @@ def _seed_small_database(path: Path) -> None:
     engine.dispose()
 
 
+def bench_sentiment(quick: bool) -> list[Result]:
+    from bench.sentiment import bench_sentiment as run
+
+    r = run(10_000, 1_000 if quick else 10_000)
+    ratio = r.fast_rate / r.baseline_rate
+    return [
+        Result(
+            "sentiment",
+            r.fast_rate,
+            "texts/s",
+            ratio,
+            ">=10",
+            ratio >= 10 and r.max_difference <= 1e-9,
+            f"baseline {r.baseline_rate:.0f}/s; max |diff| {r.max_difference:.1e}; "
+            f"{r.distinct} distinct of {r.texts}; distinct texts alone x{r.distinct_ratio:.1f}",
+        )
+    ]
+
+
+def bench_stats_1m(quick: bool) -> list[Result]:
+    from bench.stats import bench_stats
+
+    runs, group = bench_stats(100_000 if quick else 1_000_000, 3 if quick else 7)
+    results = []
+    for run in runs:
+        ratio = run.seconds / run.baseline_seconds
+        results.append(
+            Result(
+                f"stats_1m_{run.period}",
+                run.seconds * 1000,
+                "ms",
+                ratio,
+                "<=3,<300ms",
+                ratio <= 3 and run.seconds < 0.3,
+                f"baseline {run.baseline_seconds * 1000:.0f} ms for {run.statements} statements; "
+                f"{run.messages} messages, group {group}",
+            )
+        )
+    return results
+
+
+def bench_daily_jobs(quick: bool) -> list[Result]:
+    from bench.jobs import bench_jobs
+
+    # 1,000 groups take many minutes (see bench/README.md); the ratio does not depend on N.
+    run = bench_jobs(20 if quick else 300)
+    ratio = run.seconds / run.baseline_seconds
+    return [
+        Result(
+            "daily_jobs_1000",
+            run.seconds,
+            "s",
+            ratio,
+            "<=5",
+            ratio <= 5,
+            f"{run.groups} groups, {run.posts} posts; figures+outbox {run.jobs_seconds:.1f} s; "
+            f"baseline {run.baseline_seconds:.2f} s of bare posts",
+        )
+    ]
+
+
+def bench_import_1m(quick: bool) -> list[Result]:
+    from bench.history import bench_import
+
+    run = bench_import(100_000 if quick else 1_000_000)
+    rate, baseline = run.rows / run.seconds, run.rows / run.baseline_seconds
+    ratio = rate / baseline
+    return [
+        Result(
+            "import_1m",
+            rate,
+            "rows/s",
+            ratio,
+            ">=0.25",
+            ratio >= 0.25,
+            f"{run.rows} rows in {run.seconds:.1f} s, peak RSS {run.peak_rss_mb:.0f} MB; "
+            f"baseline {baseline:.0f} rows/s",
+        )
+    ]
+
+
 BENCHMARKS: dict[str, Bench] = {
+    "stats_1m": bench_stats_1m,
+    "daily_jobs_1000": bench_daily_jobs,
+    "import_1m": bench_import_1m,
+    "sentiment": bench_sentiment,
     "ingest_sqlite": bench_ingest_sqlite,
     "ingest_postgres": bench_ingest_postgres,
     "startup": bench_startup,

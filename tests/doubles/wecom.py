@@ -66,11 +66,11 @@ class WeComAiBotDouble:
             return await client.get(self.url, params=query)
 
     async def deliver(
-        self, payload: dict[str, Any], *, bad_signature: bool = False
+        self, payload: dict[str, Any], *, bad_signature: bool = False, seconds: float = 5
     ) -> httpx.Response:
         encrypt = wx_encrypt(json.dumps(payload, ensure_ascii=False), self.encoding_aes_key, "")
         query = self._query(encrypt, signature="0" * 40 if bad_signature else None)
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with httpx.AsyncClient(timeout=seconds) as client:
             return await client.post(self.url, params=query, json={"encrypt": encrypt})
 
     def group_text(
