@@ -236,6 +236,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run_job(
     settings: Settings, job: str, day: date, chat_id: str | None, clock: Callable[[], datetime]
 ) -> int:
+    import asyncio
+
     from bot.app import build_outbound
     from bot.telemetry import Telemetry
     from storage.db import make_engine, upgrade
@@ -244,7 +246,7 @@ async def _run_job(
     upgrade(engine)
     http, outbox, sender, jobs, _scheduler = build_outbound(settings, engine, Telemetry(), clock)
     try:
-        result = jobs.run(job, day, chat_id)
+        result = await asyncio.to_thread(jobs.run, job, day, chat_id)
         for note in result.notes:
             print(note, file=sys.stderr)
         # Deliver what this run queued now; posts queued earlier belong to `serve`.

@@ -26,6 +26,7 @@ from analytics.periods import Period, offset_segments, resolve_period
 from analytics.posts import RenderedPost, TargetCheck, render_digest, render_leaderboard
 from bot.platforms.base import Clock
 from bot.retention import run_retention
+from bot.roster_sync import pull_wecom_group_stats, sync_rosters
 from bot.senders import Target
 from bot.telemetry import Telemetry
 from config import Settings
@@ -206,6 +207,22 @@ class Jobs:
         if job == "retention":
             expired = run_retention(self._engine, self._settings, self._clock(), self._telemetry)
             result.notes.append(f"retention: {expired}")
+            return result
+        if job == "roster_sync":
+            # Jobs run on a worker thread: the platform calls get an event loop of their own.
+            synced = asyncio.run(sync_rosters(self._settings, self._engine, self._clock))
+            result.notes += [
+                f"roster {o.platform} {o.chat_id}: {o.error or 'synced'}" for o in synced
+            ]
+            return result
+        if job == "wecom_stats":
+            pulled = asyncio.run(
+                pull_wecom_group_stats(self._settings, self._engine, self._clock, days=2)
+            )
+            result.notes += [
+                f"wecom-stats {o.bot_id} owner {o.owner}: {o.error or f'{o.days} days'}"
+                for o in pulled
+            ]
             return result
         groups = [g for g in self._settings.groups if chat_id in (None, g.chat_id)]
         if chat_id is not None and not groups:

@@ -187,7 +187,15 @@ class OperatorsSettings(_Section):
     feishu: tuple[str, ...] = ()
 
 
-JobName = Literal["leaderboard", "daily_digest", "weekly_digest", "alert_scan", "retention"]
+JobName = Literal[
+    "leaderboard",
+    "daily_digest",
+    "weekly_digest",
+    "alert_scan",
+    "retention",
+    "roster_sync",
+    "wecom_stats",
+]
 #: Every scheduled job; each has a cron key of its own name in ``[schedule]``.
 JOBS: tuple[JobName, ...] = (
     "leaderboard",
@@ -195,6 +203,8 @@ JOBS: tuple[JobName, ...] = (
     "weekly_digest",
     "alert_scan",
     "retention",
+    "roster_sync",
+    "wecom_stats",
 )
 
 
@@ -207,6 +217,10 @@ class ScheduleSettings(_Section):
     alert_scan: str = "*/5 * * * *"
     #: The daily retention job of ``[retention]`` (blanks old text, expires old events).
     retention: str = "30 3 * * *"
+    #: Member lists from WeCom (customer groups) and Feishu (``qunpulse roster sync``).
+    roster_sync: str = "0 4 * * *"
+    #: Yesterday's WeCom customer-group statistics (``qunpulse wecom-stats pull``).
+    wecom_stats: str = "30 4 * * *"
     #: A run missed while qunpulse was down is made up on start if at most this old.
     grace_hours: float = Field(default=6.0, ge=0.0)
     #: How long the scheduler lease lasts; another process takes over after it expires.

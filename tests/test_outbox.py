@@ -301,7 +301,15 @@ async def test_apscheduler_fires_in_the_configured_zone(world: World) -> None:
     _, _, _, scheduler, _ = world.process()
     await scheduler.tick(use_apscheduler=True)
     runs = scheduler.next_runs()
-    assert set(runs) == {"leaderboard", "daily_digest", "weekly_digest", "alert_scan", "retention"}
+    assert set(runs) == {
+        "leaderboard",
+        "daily_digest",
+        "weekly_digest",
+        "alert_scan",
+        "retention",
+        "roster_sync",
+        "wecom_stats",
+    }
     leaderboard = runs["leaderboard"]
     assert leaderboard is not None
     assert (leaderboard.hour, leaderboard.minute) == (21, 0)

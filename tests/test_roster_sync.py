@@ -249,3 +249,19 @@ async def test_wecom_group_statistics_are_stored_per_owner_and_day(
     assert len(rows) == 6
     assert sorted({(r.owner, r.msg_total) for r in rows}) == [("boss", 100), ("ops", 7)]
     assert sorted(r.new_member_cnt for r in rows if r.owner == "boss") == [10, 11, 12]
+
+
+async def test_the_daily_roster_sync_job_runs_the_same_sync(
+    server: RunningServer, platform_api: PlatformAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`roster_sync` is a scheduled job ([schedule] roster_sync); `qunpulse run` runs it now."""
+    platform_api.route(
+        "GET",
+        f"/open-apis/im/v1/chats/{FEISHU_CHAT}/members",
+        lambda call: (200, {"code": 232011, "msg": "bot is not in the chat"}),
+    )
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, ["run", "roster_sync", "-c", str(server.config_file)])
+    assert code == 0
+    assert f"roster feishu {FEISHU_CHAT}: Feishu code 232011" in capsys.readouterr().err
+    assert platform_api.calls_to(f"/open-apis/im/v1/chats/{FEISHU_CHAT}/members")
