@@ -124,6 +124,13 @@ api_base = "{api}"
 
 [platforms.feishu]
 api_base = "{api}"
+
+[[bots]]
+id = "feishu-bot"
+kind = "feishu"
+app_id = "cli_ops"
+app_secret = "feishu-ops-secret"
+verification_token = "feishu-ops-token"
 """
 
 
@@ -435,3 +442,31 @@ async def test_a_refused_private_message_is_reported_in_the_group_without_figure
     [record] = list_replies(bots.server.service.engine)
     assert record.status == "failed"
     assert "invalid" in (record.error or "")
+
+
+async def test_feishu_me_is_answered_through_the_reply_api(bots: Bots) -> None:
+    """Feishu sees every message; an @-mentioned /me is answered in reply to it."""
+    from tests.doubles.connections import FeishuDouble
+
+    feishu = FeishuDouble(
+        bots.server.callback_url("feishu-bot"), "feishu-ops-token", app_id="cli_ops"
+    )
+    bots.api.route(
+        "POST",
+        "/open-apis/im/v1/messages/om_me/reply",
+        lambda _call: (200, {"code": 0, "msg": "success", "data": {"message_id": "om_answer"}}),
+    )
+    bot_mention = [{"key": "@_user_1", "id": {"open_id": "ou_bot"}, "name": "群脉"}]
+    script = [
+        ("e1", "om_1", "今天跑了五公里", None),
+        ("e2", "om_2", "明天继续", None),
+        ("e3", "om_me", "@_user_1 /me", bot_mention),
+    ]
+    for event_id, message_id, text, mentions in script:
+        document = feishu.group_text(event_id, message_id, "oc_runners", "fu1", text, mentions)
+        response = await feishu.post(document)
+        assert response.status_code == 200, response.text
+    [call] = await bots.api.wait_for_calls("/open-apis/im/v1/messages/om_me/reply")
+    assert call.headers["authorization"].startswith("Bearer t-")
+    answer = json.loads(call.json["content"])
+    assert "发言:2 条" in json.dumps(answer, ensure_ascii=False)
