@@ -85,19 +85,27 @@ def bench_import(rows: int) -> ImportRun:
         config = directory / "qunpulse.toml"
         config.write_text(f'[storage]\nurl = "sqlite:///{directory / "import.db"}"\n')
         started = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "import", "-c", str(config), str(source)],
+        # The child reports its own high-water mark (VmHWM): wait4's ru_maxrss would
+        # include this parent's memory, which Linux carries into a child across exec.
+        script = (
+            "import sys; from bot.cli import main; code = main(sys.argv[1:]); "
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]; "
+            "print('PEAK_KB', hwm[0].split()[1], file=sys.stderr); sys.exit(code)"
+        )
+        process = subprocess.run(
+            [sys.executable, "-c", script, "import", "-c", str(config), str(source)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            text=True,
+            check=False,
         )
-        _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
-        if status != 0:
-            error = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"qunpulse import failed: {error[-2000:]}")
+        if process.returncode != 0:
+            raise RuntimeError(f"qunpulse import failed: {process.stderr[-2000:]}")
+        peak_kb = int(process.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
         baseline = _baseline(source, directory / "raw.db")
-    return ImportRun(rows, seconds, baseline, usage.ru_maxrss / 1024)
+    return ImportRun(rows, seconds, baseline, peak_kb / 1024)
 
 
 def _baseline(source: Path, database: Path) -> float:
