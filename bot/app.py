@@ -168,13 +168,6 @@ def build_service(
         channels=build_reply_channels(settings, http, clock),
         on_outcome=lambda command, status: telemetry.commands.labels(command, status).inc(),
     )
-    web_app = create_web_app(
-        platforms=platforms,
-        writer=writer,
-        telemetry=telemetry,
-        engine=engine,
-        after_store=lambda stored: after_store(stored),
-    )
     pullers = archive_pullers(settings, engine)
     sentiment = SentimentWorker(engine, settings)
     monitor = jobs.alerts
@@ -196,6 +189,14 @@ def build_service(
                 puller = pullers.get(event.bot_id)
                 if puller is not None:
                     _spawn(puller.pull_async(), f"qunpulse-archive-{event.bot_id}")
+
+    web_app = create_web_app(
+        platforms=platforms,
+        writer=writer,
+        telemetry=telemetry,
+        engine=engine,
+        after_store=after_store,
+    )
 
     async def sink(events: Sequence[Event]) -> list[bool]:
         stored = await writer.submit(events)
