@@ -460,3 +460,46 @@ def test_the_generated_signing_key_is_kept_and_each_link_is_used_once(database_u
         assert use_link(engine, "nonce-1", later, later + timedelta(minutes=10)) is True
     finally:
         engine.dispose()
+
+
+async def test_alerts_page_lists_the_groups_stored_alerts(site: Site) -> None:
+    from sqlalchemy import insert
+
+    from storage.models import Alert
+
+    await _history(site)
+    group = find_group(site.service.engine, DING_GROUP, "dingtalk")
+    assert group is not None
+    now = datetime.now(UTC)
+    with site.service.engine.begin() as connection:
+        connection.execute(
+            insert(Alert),
+            [
+                {
+                    "group_id": group.id,
+                    "kind": "keyword",
+                    "dedupe_key": "test:1",
+                    "member_ids": "",
+                    "sender_user_id": "staff01",
+                    "sender_name": "张三",
+                    "text": "我要投诉物流",
+                    "keyword": "投诉",
+                    "summary": "**关键词告警**",
+                    "raised_at": now,
+                    "state": "sent",
+                }
+            ],
+        )
+    async with site.client() as client:
+        signed = await client.post(
+            f"{site.base_url}/dashboard/login", data={"admin_token": "admin-token-for-tests-7Yq"}
+        )
+    page = await site.get(f"/dashboard/groups/{group.id}/alerts?period=7d", _session_cookie(signed))
+    assert page.status_code == 200
+    assert "张三: 我要投诉物流" in page.text
+    assert "关键词" in page.text
+    assert "sent" in page.text
+    empty = await site.get(
+        f"/dashboard/groups/{group.id}/alerts?period=last-month", _session_cookie(signed)
+    )
+    assert "这个时段没有告警" in empty.text

@@ -632,3 +632,41 @@ def members_page(
         for line in shown
     ]
     return MembersPage(group, group_label(settings, group), shown, total, matching, number, pages)
+
+
+# ------------------------------------------------------------------ alerts
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """One stored alert as the alerts page lists it."""
+
+    time: str
+    kind: str
+    detail: str
+    state: str
+
+
+def alert_rows(
+    engine: Engine, settings: Settings, group: GroupRecord, period: Period
+) -> list[AlertRow]:
+    """The group's alerts raised in ``period``, newest first."""
+    from analytics.alerts import kind_label
+    from storage.alerts import AlertStore
+
+    zone = settings.zone
+    rows = []
+    for alert in AlertStore(engine).list(group_id=group.id, since=period.start_utc):
+        if alert.raised_at >= period.end_utc:
+            continue
+        who = alert.sender_name or alert.sender_user_id
+        quoted = f"{who}: {alert.text}" if who and alert.text else alert.summary.split("\n")[0]
+        rows.append(
+            AlertRow(
+                alert.raised_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                kind_label(alert.kind, settings.locale),
+                quoted,
+                alert.state + (f" ({alert.error})" if alert.error else ""),
+            )
+        )
+    return rows

@@ -438,12 +438,15 @@ async def alerts_view(request: web.Request) -> web.Response:
     viewer = await _signed_in(request)
     group = await _group_for(request, viewer)
     period, params = _period(request)
-    label = pages.group_label(_dashboard(request).settings, group)
+    dash = _dashboard(request)
+    label = pages.group_label(dash.settings, group)
+    alerts = await asyncio.to_thread(pages.alert_rows, dash.engine, dash.settings, group, period)
     return _render(
         request,
         "alerts.html",
         group=group,
         label=label,
+        alerts=alerts,
         **_common(request, viewer, period, params),
     )
 

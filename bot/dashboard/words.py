@@ -102,10 +102,9 @@ WORDS: dict[str, dict[Locale, str]] = {
     "shown_of": {"zh_CN": "显示 {shown} / 共 {total} 人", "en": "{shown} of {total} shown"},
     "next_page": {"zh_CN": "下一页", "en": "Next page"},
     "prev_page": {"zh_CN": "上一页", "en": "Previous page"},
-    "alerts_soon": {
-        "zh_CN": "告警功能尚未启用:启用后,这里会列出检测到的告警及其状态。",
-        "en": "Alerts are not enabled yet: once they are, the detected alerts and their "
-        "state are listed here.",
+    "no_alerts": {
+        "zh_CN": "这个时段没有告警。",
+        "en": "No alerts in this period.",
     },
     "time": {"zh_CN": "时间", "en": "Time"},
     "kind": {"zh_CN": "类型", "en": "Kind"},
