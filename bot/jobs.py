@@ -292,14 +292,19 @@ class Jobs:
         kind: Literal["daily", "weekly"] = "daily" if job == "daily_digest" else "weekly"
         period = resolve_period("day" if kind == "daily" else "week", day, zone)
         if group.digest_to == "operators":
-            target = ALERTS_TARGET
-            resolved = self._resolve(target)
+            # Privately to the group's operators through the platform's app or robot (as
+            # alerts go), else into the operators' group at [alerts].webhook. Feishu takes
+            # one user per message, so its digests use the webhook.
+            target = f"operators:{group_key(group)}"
+            resolved = self._resolve(target) if group.platform != "feishu" else None
             if resolved is None:
-                # Private messages to operators come with the alerts release; until then an
-                # operators-only digest needs [alerts].webhook (an operators' group).
+                target = ALERTS_TARGET
+                resolved = self._resolve(target)
+            if resolved is None:
                 result.notes.append(
-                    f'{group_key(group)}: digest_to = "operators" needs [alerts].webhook '
-                    "(private delivery to operators is not built yet); skipped"
+                    f'{group_key(group)}: digest_to = "operators" needs a private channel '
+                    "(a wecom_app or dingtalk_robot bot and [operators] or the group's "
+                    "operators) or [alerts].webhook; skipped"
                 )
                 log.warning("%s", result.notes[-1])
                 return

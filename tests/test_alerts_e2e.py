@@ -500,3 +500,29 @@ async def test_an_expired_token_is_renewed_and_a_rate_limit_retried(
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"{run.base_url}/metrics")).text
         assert 'qunpulse_posts_retried_total{job="alert",platform="wecom"} 1.0' in metrics
+
+
+async def test_an_operators_only_digest_goes_privately_to_the_operators(running: Running) -> None:
+    """digest_to = "operators": the digest travels the alerts' private channel, not the group."""
+    from datetime import datetime
+
+    from bot.jobs import Jobs
+
+    await running.wecom_say("d1", "carol", "今天的直播几点开始")
+    settings = running.settings.model_copy(
+        update={
+            "groups": tuple(
+                g.model_copy(update={"digest_to": "operators"}) if g.chat_id == WECOM_GROUP else g
+                for g in running.settings.groups
+            )
+        }
+    )
+    jobs = Jobs(settings, running.service.engine, running.service.outbox, system_clock)
+    today = datetime.now(settings.zone).date()
+    queued = await asyncio.to_thread(jobs.run, "daily_digest", today, WECOM_GROUP)
+    assert queued.queued
+    await running.service.sender.drain(queued.queued)
+    digests = [m for m in running.app_messages() if "社群日报" in json.dumps(m, ensure_ascii=False)]
+    assert len(digests) == 1
+    assert digests[0]["touser"] == "opsalice|opsbob"
+    assert running.api.calls_to(GROUP_WEBHOOK) == []  # nothing went into the member group
