@@ -132,6 +132,8 @@ class MetricQueries:
         self._connection = connection
         self._groups = tuple(group_ids)
         self._excluded = tuple(excluded_users)
+        #: ``current_members`` by instant: several metrics of one report ask for the same.
+        self._members_at: dict[datetime, list[CurrentMember]] = {}
 
     # --- building blocks ----------------------------------------------------------
 
@@ -390,7 +392,17 @@ class MetricQueries:
     # --- members and lifecycle ------------------------------------------------------
 
     def current_members(self, instant: datetime) -> list[CurrentMember]:
-        """People in the groups just before ``instant`` (same rule as ``members``)."""
+        """People in the groups just before ``instant`` (same rule as ``members``).
+
+        Answers are kept for the life of this object (one report on one connection), as
+        rank, business, segment and churn metrics all ask for the period's end.
+        """
+        known = self._members_at.get(instant)
+        if known is None:
+            known = self._members_at[instant] = self._current_members(instant)
+        return known
+
+    def _current_members(self, instant: datetime) -> list[CurrentMember]:
         latest_kind = latest_membership_kind(instant)
         query = (
             select(
