@@ -7,15 +7,13 @@ https://open.dingtalk.com/document/robots/customize-robot-security-settings
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
 from collections.abc import Callable
 from urllib.parse import quote_plus
 
 import httpx
 
+from bot.platforms.dingtalk_robot import robot_sign
 from bot.senders.base import (
     OutboundMessage,
     PermanentSendError,
@@ -30,19 +28,12 @@ RATE_LIMITED = frozenset({130101})
 PERMANENT = frozenset({310000})
 
 
-def sign(timestamp_ms: int, secret: str) -> str:
-    """The base64 HMAC-SHA256 signature DingTalk expects (not yet URL-encoded)."""
-    digest = hmac.new(
-        secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256
-    ).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
 def signed_url(url: str, secret: str | None, timestamp_ms: int) -> str:
     if not secret:
         return url
     separator = "&" if "?" in url else "?"
-    return f"{url}{separator}timestamp={timestamp_ms}&sign={quote_plus(sign(timestamp_ms, secret))}"
+    signature = quote_plus(robot_sign(str(timestamp_ms), secret))
+    return f"{url}{separator}timestamp={timestamp_ms}&sign={signature}"
 
 
 class DingtalkWebhookSender:
