@@ -23,6 +23,7 @@ from handlers.context import Answer, Context
 from handlers.stats import StatsOptions, collect_stats
 from handlers.texts import text
 from storage import commands as repo
+from storage.privacy import set_opted_out
 from storage.queries import GroupRecord, PeriodQueries
 
 #: Rows shown when the asker gives no N.
@@ -345,7 +346,14 @@ async def me(ctx: Context) -> Answer:
 async def optout(ctx: Context) -> Answer:
     """/optout: hide the asker from public rankings and group posts."""
     await asyncio.to_thread(
-        repo.set_opted_out, ctx.engine, ctx.event.platform, ctx.event.sender.user_id, True
+        functools.partial(
+            set_opted_out,
+            ctx.engine,
+            ctx.event.platform,
+            ctx.event.sender.user_id,
+            True,
+            by="member",
+        )
     )
     return Answer(text("optout_done", ctx.locale))
 
@@ -353,7 +361,14 @@ async def optout(ctx: Context) -> Answer:
 async def optin(ctx: Context) -> Answer:
     """/optin: show the asker in public rankings again."""
     await asyncio.to_thread(
-        repo.set_opted_out, ctx.engine, ctx.event.platform, ctx.event.sender.user_id, False
+        functools.partial(
+            set_opted_out,
+            ctx.engine,
+            ctx.event.platform,
+            ctx.event.sender.user_id,
+            False,
+            by="member",
+        )
     )
     return Answer(text("optin_done", ctx.locale))
 

@@ -53,17 +53,6 @@ def groups_of_member(engine: Engine, platform: str, user_id: str) -> list[GroupR
         return [_group(row) for row in connection.execute(query)]
 
 
-def set_opted_out(engine: Engine, platform: str, user_id: str, opted_out: bool) -> bool:
-    """Hide (or show again) a member in public rankings; False if the member is unknown."""
-    statement = (
-        update(_MEMBER)
-        .where(_MEMBER.c.platform == platform, _MEMBER.c.user_id == user_id)
-        .values(opted_out=opted_out)
-    )
-    with engine.begin() as connection:
-        return connection.execute(statement).rowcount > 0
-
-
 def is_opted_out(engine: Engine, platform: str, user_id: str) -> bool:
     query = select(_MEMBER.c.opted_out).where(
         _MEMBER.c.platform == platform, _MEMBER.c.user_id == user_id

@@ -239,6 +239,14 @@ async def test_optout_hides_the_member_from_the_next_rank_and_optin_brings_them_
     await bots.ding_say("o7", "staff02", "李四", "/rank")
     answers = await bots.ding_answers(4)
     assert "1. 张三 · 2 条" in answers[3]["markdown"]["text"]
+    # The member's own choices are in the audit log beside the admins' (PIPL records).
+    from storage.audit import list_audit
+
+    entries = list_audit(bots.server.service.engine)
+    assert [(e.action, e.target, e.detail["by"]) for e in reversed(entries)] == [
+        ("optout", "dingtalk:staff01", "member"),
+        ("optin", "dingtalk:staff01", "member"),
+    ]
 
 
 async def test_unknown_command_answers_with_help_and_what_was_wrong(bots: Bots) -> None:
