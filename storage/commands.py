@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import Engine, and_, func, select, update
 
 from analytics.periods import OffsetSegment
 from storage.models import ChatGroup, CommandReply, GroupMember, Member, MembershipEvent, Message
 from storage.models import utc_now as _utc_now
-from storage.queries import DEPARTURES, GroupRecord, as_date, local_date
+from storage.queries import DEPARTURES, GroupRecord, as_date, aware_utc, local_date
 from storage.upsert import insert_for
 
 _GROUP = ChatGroup.__table__  # type: ignore[attr-defined]
@@ -157,22 +157,11 @@ def silent_members(engine: Engine, group_id: int, since: datetime) -> list[Silen
         SilentMember(
             row.user_id,
             row.display_name,
-            _aware(row.last_at),
+            aware_utc(row.last_at),
             row.first_seen_at,
         )
         for row in rows
     ]
-
-
-def _aware(value: object) -> datetime | None:
-    """Aggregates bypass the column type on SQLite: give back aware UTC either way."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def message_texts(

@@ -28,6 +28,7 @@ from storage.models import GroupMember, Member, MembershipEvent, Message, Order
 from storage.queries import (
     DEPARTURES,
     as_date,
+    aware_utc,
     bot_ids,
     latest_membership_kind,
     local_date,
@@ -658,9 +659,8 @@ def _from_bucket(hours: Any) -> datetime:
 
 
 def _aware(value: Any) -> datetime:
-    from datetime import UTC
-
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)  # noqa: S101 - the column type guarantees it
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    """A time from the database, aware UTC; here it is never NULL."""
+    aware = aware_utc(value)
+    if aware is None:
+        raise TypeError("expected a time from the database, got NULL")
+    return aware

@@ -453,8 +453,8 @@ def member_directory(
             name=row.display_name,
             opted_out=bool(row.opted_out),
             first_seen_at=row.first_seen_at,
-            joined_at=_aware(row.joined_at),
-            last_message_at=_aware(row.last_at),
+            joined_at=aware_utc(row.joined_at),
+            last_message_at=aware_utc(row.last_at),
             messages=int(row.messages),
             status=row.status,
         )
@@ -463,7 +463,7 @@ def member_directory(
     return sorted(rows, key=lambda r: (-r.messages, r.user_id))
 
 
-def _aware(value: object) -> datetime | None:
+def aware_utc(value: object) -> datetime | None:
     """Aggregates (``min``/``max``) bypass the column type: make their result aware UTC."""
     if value is None:
         return None
