@@ -14,14 +14,13 @@ https://open.dingtalk.com/document/orgapp/chatbots-send-one-on-one-chat-messages
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
 from bot.events import MessageEvent
 from bot.platforms.base import Clock
-from bot.platforms.tokens import TokenCache, TokenError, dingtalk_fetcher
 from bot.replies.base import platform_error
+from bot.senders.base import OutboundMessage, SendError, Target
+from bot.senders.private import DingtalkOtoSender
 from config.settings import DingtalkRobotSettings
 from handlers.context import Answer, ReplyError
 
@@ -45,17 +44,11 @@ class DingtalkRobotReplies:
         self._client = client
         self._clock = clock
         self._robot_code = settings.robot_code
+        self._app_key = settings.app_key
+        self._secret = settings.app_secret.get_secret_value()
+        self._key = key
         self._api_base = api_base.rstrip("/")
-        self._tokens = TokenCache(
-            client,
-            dingtalk_fetcher(
-                self._api_base,
-                settings.app_key,
-                settings.app_secret.get_secret_value(),
-                f"{key}.app_secret",
-            ),
-            clock,
-        )
+        self._private = DingtalkOtoSender(client, clock)
 
     async def reply(self, event: MessageEvent, answer: Answer) -> None:
         route = event.reply
@@ -77,37 +70,20 @@ class DingtalkRobotReplies:
         return bool(self._robot_code) and not event.sender.user_id.startswith("$:")
 
     async def send_private(self, event: MessageEvent, answer: Answer) -> None:
+        """Send the answer as the robot's 1:1 message, through the alerts' 1:1 sender."""
         if not self.can_send_private(event):
             raise ReplyError("no private channel: robot_code is empty or the asker has no staff id")
-        body = {
-            "robotCode": self._robot_code,
-            "userIds": [event.sender.user_id],
-            "msgKey": "sampleMarkdown",
-            "msgParam": json.dumps(
-                {"title": answer.title, "text": answer.text}, ensure_ascii=False
-            ),
-        }
-        url = f"{self._api_base}/v1.0/robot/oToMessages/batchSend"
-        for attempt in range(2):
-            try:
-                token = await self._tokens.get()
-                response = await self._client.post(
-                    url, json=body, headers={"x-acs-dingtalk-access-token": token}
-                )
-            except TokenError as error:
-                raise ReplyError(str(error)) from None
-            except httpx.HTTPError as error:
-                raise ReplyError(f"batchSend: {type(error).__name__}") from None
-            if response.status_code in (401, 403) and attempt == 0:
-                self._tokens.invalidate()  # an expired or revoked token: fetch once more
-                continue
-            break
-        if response.status_code != 200:
-            raise ReplyError(f"batchSend: HTTP {response.status_code}")
+        target = Target(
+            "dingtalk",
+            self._key,
+            self._api_base,
+            self._secret,
+            "private",
+            (event.sender.user_id,),
+            self._app_key,
+            self._robot_code,
+        )
         try:
-            result = response.json()
-        except ValueError:
-            result = {}
-        invalid = result.get("invalidStaffIdList") or [] if isinstance(result, dict) else []
-        if event.sender.user_id in invalid:
-            raise ReplyError("batchSend: DingTalk says the asker's staff id is invalid")
+            await self._private.send(target, OutboundMessage("markdown", answer.title, answer.text))
+        except SendError as error:
+            raise ReplyError(str(error)) from None
