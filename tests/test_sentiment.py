@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import marshal
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from analytics import text as text_module
 from analytics.sentiment import NEUTRAL, bucket, score
 from analytics.text import TextConfig, segmenter, top_words
 from bot.cli import main
@@ -56,6 +59,27 @@ def test_words_drop_emoji_codes_links_mentions_numbers_and_stop_words() -> None:
 
 def test_segmenter_is_built_once_per_configuration() -> None:
     assert segmenter(TextConfig()) is segmenter(TextConfig())
+
+
+def test_topics_read_the_idf_table_once_then_from_a_cache_that_follows_jieba(
+    tmp_path: Path,
+) -> None:
+    texts = ["直播回放什么时候有", "直播回放在群公告", "优惠券怎么用"]
+    expected = segmenter(TextConfig()).keywords(texts, 3)
+    config = TextConfig(cache_dir=str(tmp_path))
+    text_module._IDF.clear()
+    assert segmenter(config).keywords(texts, 3) == expected
+    cache = tmp_path / "qunpulse-idf.cache"
+    assert cache.stat().st_size > 1_000_000  # the whole table, as marshal
+    # A cache written for another idf.txt (or damaged) is not used, but rebuilt.
+    stamp, table = marshal.loads(cache.read_bytes())  # noqa: S302 - our own file
+    cache.write_bytes(marshal.dumps(((0, 0), ({"直播": 99.0}, 1.0))))
+    text_module._IDF.clear()
+    assert segmenter(config).keywords(texts, 3) == expected
+    assert marshal.loads(cache.read_bytes()) == (stamp, table)  # noqa: S302
+    cache.write_bytes(b"not marshal")
+    text_module._IDF.clear()
+    assert segmenter(config).keywords(texts, 3) == expected
 
 
 async def test_worker_scores_new_messages_in_the_background_and_tells_listeners(
