@@ -1,9 +1,10 @@
 """Chinese text analysis: jieba segmentation, stop words, top words, topics.
 
-jieba is heavy to start (it builds its prefix dictionary, about a second), so it is
-imported and initialised lazily, once per process, the first time a text metric is asked
-for; ``qunpulse stats --metrics messages`` never pays for it. Its dictionary cache goes to
-``text.cache_dir`` or the system temp directory, which must be writable.
+jieba is heavy to start (it loads its prefix dictionary, about half a second), so the
+background scorer cuts every text once, as it scores it, and stores the cut in
+``message.words``; reports count stored words (:func:`count_words`) and load jieba, once
+per process and lazily, only for texts that have not been cut yet. Its dictionary cache
+goes to ``text.cache_dir`` or the system temp directory, which must be writable.
 
 What never becomes a word: one-character tokens, pure numbers (also ``12.5``, ``30%``),
 URLs, WeCom/WeChat emoji codes such as ``[流泪]``, @-mentions, and the stop words of the
@@ -20,7 +21,7 @@ import re
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,7 @@ def clean(text: str) -> str:
     return text
 
 
+@functools.cache
 def shipped_stop_words() -> frozenset[str]:
     """The Chinese and English stop words shipped in ``analytics/data``."""
     words: set[str] = set()
@@ -74,7 +76,6 @@ class Segmenter:
         tokenizer = jieba.Tokenizer()
         cache_dir = Path(config.cache_dir or tempfile.gettempdir())
         tokenizer.tmp_dir = str(cache_dir)
-        self._cache_dir = cache_dir
         tokenizer.cache_file = "qunpulse-jieba.cache"
         # jieba logs its progress at DEBUG through its own logger; keep it quiet.
         jieba.setLogLevel(30)
@@ -82,32 +83,60 @@ class Segmenter:
         if config.user_dict:
             tokenizer.load_userdict(config.user_dict)
         self._tokenizer: Any = tokenizer
-        self.stop_words = shipped_stop_words() | {w.lower() for w in config.stop_words}
+        self.stop_words = stop_words(config)
 
     def words(self, text: str) -> list[str]:
-        """The countable words of one text, in order (identical texts segmented once)."""
-        return list(self._words(text))
+        """The countable words of one text, in order."""
+        return [w for w in self.cut(text) if w.lower() not in self.stop_words]
 
     @functools.lru_cache(maxsize=50_000)  # noqa: B019 - one Segmenter per process, kept forever
-    def _words(self, text: str) -> tuple[str, ...]:
+    def cut(self, text: str) -> tuple[str, ...]:
+        """The text's word-like tokens, stop words still in: what ``message.words`` keeps.
+
+        Identical texts are segmented once.
+        """
         return tuple(
             token
             for token in (t.strip() for t in self._tokenizer.cut(clean(text)))
-            if keep(token, self.stop_words)
+            if keep(token, frozenset())
         )
 
-    def keywords(self, texts: Sequence[str], top: int) -> list[tuple[str, float]]:
-        """Automatic topic keywords: TF-IDF of the texts' words (jieba's IDF table)."""
-        counts: Counter[str] = Counter()
-        for text in texts:
-            counts.update(self.words(text))
-        total = sum(counts.values())
-        if not total:
-            return []
-        idf, median = _idf_table(self._cache_dir)
-        weights = {w: n / total * idf.get(w, median) for w, n in counts.items()}
-        ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
-        return ranked[:top]
+    def stored(self, text: str) -> str:
+        """:meth:`cut` as ``message.words`` stores it (tokens never hold whitespace)."""
+        return " ".join(self.cut(text))
+
+
+def stop_words(config: TextConfig) -> frozenset[str]:
+    """The shipped stop words and ``text.stop_words``, lower-cased."""
+    return shipped_stop_words() | {w.lower() for w in config.stop_words}
+
+
+def count_words(config: TextConfig, texts: Iterable[tuple[str, str | None]]) -> Counter[str]:
+    """Count the words of ``(text, stored words or None)`` pairs.
+
+    Stored words (``message.words``, cut by the background scorer) are only split and
+    filtered by the stop words; jieba is loaded, and the text segmented, only for texts
+    that have none yet. Either way a text yields the same words.
+    """
+    drop = stop_words(config)
+    counts: Counter[str] = Counter()
+    for text, stored in texts:
+        tokens = stored.split() if stored is not None else segmenter(config).cut(text)
+        counts.update(t for t in tokens if t.lower() not in drop)
+    return counts
+
+
+def keywords(
+    counts: Counter[str], top: int, cache_dir: str | None = None
+) -> list[tuple[str, float]]:
+    """Automatic topic keywords: TF-IDF of the counted words (jieba's IDF table)."""
+    total = sum(counts.values())
+    if not total:
+        return []
+    idf, median = _idf_table(Path(cache_dir or tempfile.gettempdir()))
+    weights = {w: n / total * idf.get(w, median) for w, n in counts.items()}
+    ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
+    return ranked[:top]
 
 
 IdfTable = tuple[dict[str, float], float]
@@ -189,9 +218,6 @@ def segmenter(config: TextConfig) -> Segmenter:
         return found
 
 
-def top_words(seg: Segmenter, texts: Iterable[str], top: int) -> list[tuple[str, int]]:
+def top_words(counts: Counter[str], top: int) -> list[tuple[str, int]]:
     """内容高频词: words by count, descending; ties alphabetical, so output is stable."""
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(seg.words(text))
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]

@@ -118,7 +118,7 @@ def bench_startup(quick: bool) -> list[Result]:
         directory = Path(tmp)
         port = free_port()
         config = serve_config(directory, port, f"sqlite:///{directory / 'small.db'}")
-        _seed_small_database(directory / "small.db")
+        _seed_small_database(directory / "small.db", config)
         stats = _wall(
             [
                 sys.executable,
@@ -168,10 +168,13 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _seed_small_database(path: Path) -> None:
+def _seed_small_database(path: Path, config: Path) -> None:
+    """500 messages in one group, stored and scored as ``serve`` leaves them."""
     from datetime import UTC, datetime, timedelta
 
     from bot.events import Chat, ChatId, MessageEvent, Person, UserId
+    from bot.sentiment import rescore
+    from config.settings import load_settings
     from storage.db import make_engine, upgrade
     from storage.ingest import EventStore
 
@@ -193,6 +196,7 @@ def _seed_small_database(path: Path) -> None:
         for n in range(500)
     ]
     EventStore(engine).store([events])
+    rescore(engine, load_settings(config, env={}), only_unscored=True)
     engine.dispose()
 
 

@@ -21,10 +21,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 
 from analytics.sentiment import score
+from analytics.text import TextConfig, segmenter
 from config import Settings
 from storage.models import Message
 
@@ -43,6 +45,8 @@ class Scored:
     text: str
     sent_at: datetime
     sentiment: float
+    #: False for a message scored earlier that only got its words now (not news).
+    new: bool = True
 
 
 Listener = Callable[[list[Scored]], Awaitable[None]]
@@ -54,10 +58,17 @@ def score_batch(
     after_id: int,
     limit: int,
     min_chinese_chars: int,
+    text: TextConfig | None = None,
     only_unscored: bool = True,
     group_id: int | None = None,
 ) -> list[Scored]:
-    """Score up to ``limit`` text messages with an id above ``after_id``; store the scores."""
+    """Score up to ``limit`` text messages with an id above ``after_id``; store the scores.
+
+    With ``text``, each message's words are cut (jieba) and stored as well
+    (``message.words``), so that reports count words without segmenting again; then
+    ``only_unscored`` also takes scored messages that have no words yet (stored before
+    migration 0010): they keep their score and come back with ``new=False``.
+    """
     query = (
         select(
             _MESSAGE.c.id,
@@ -65,6 +76,7 @@ def score_batch(
             _MESSAGE.c.member_id,
             _MESSAGE.c.text,
             _MESSAGE.c.sent_at,
+            _MESSAGE.c.sentiment,
         )
         .where(
             _MESSAGE.c.id > after_id,
@@ -75,11 +87,12 @@ def score_batch(
         .limit(limit)
     )
     if only_unscored:
-        query = query.where(_MESSAGE.c.sentiment.is_(None))
+        unscored = _MESSAGE.c.sentiment.is_(None)
+        query = query.where(or_(unscored, _MESSAGE.c.words.is_(None)) if text else unscored)
     if group_id is not None:
         query = query.where(_MESSAGE.c.group_id == group_id)
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
+        found = connection.execute(query).all()
     scored = [
         Scored(
             int(r.id),
@@ -88,27 +101,35 @@ def score_batch(
             str(r.text),
             r.sent_at,
             # 4 decimals: enough for any threshold, and sums stay exact (metric_queries).
-            round(score(str(r.text), min_chinese_chars), 4),
+            round(score(str(r.text), min_chinese_chars), 4) if new else float(r.sentiment),
+            new,
         )
-        for r in rows
+        for r in found
+        for new in (not only_unscored or r.sentiment is None,)
     ]
     if scored:
-        statement = (
-            update(_MESSAGE)
-            .where(_MESSAGE.c.id == bindparam("target"))
-            .values(sentiment=bindparam("value"))
-        )
+        values: dict[str, Any] = {"sentiment": bindparam("value")}
+        rows: list[dict[str, Any]] = [
+            {"target": s.message_id, "value": s.sentiment} for s in scored
+        ]
+        if text is not None:
+            cutter = segmenter(text)
+            values["words"] = bindparam("cut")
+            for row, message in zip(rows, scored, strict=True):
+                row["cut"] = cutter.stored(message.text)
+        statement = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("target")).values(values)
         with engine.begin() as connection:
-            connection.execute(
-                statement, [{"target": s.message_id, "value": s.sentiment} for s in scored]
-            )
+            connection.execute(statement, rows)
     return scored
 
 
 def rescore(
     engine: Engine, settings: Settings, *, group_id: int | None = None, only_unscored: bool = False
 ) -> int:
-    """Score every text message again (or only unscored ones); returns how many."""
+    """Score every text message again (or only unscored ones) and store its words.
+
+    Returns how many messages got a score (words filled in alone do not count).
+    """
     cursor, total = 0, 0
     while True:
         batch = score_batch(
@@ -116,13 +137,19 @@ def rescore(
             after_id=cursor,
             limit=max(settings.sentiment.batch_size, 500),
             min_chinese_chars=settings.sentiment.min_chinese_chars,
+            text=text_config(settings),
             only_unscored=only_unscored,
             group_id=group_id,
         )
         if not batch:
             return total
-        total += len(batch)
+        total += sum(1 for s in batch if s.new)
         cursor = batch[-1].message_id
+
+
+def text_config(settings: Settings) -> TextConfig:
+    """How ``[text]`` says to cut words."""
+    return TextConfig(settings.text.stop_words, settings.text.user_dict, settings.text.cache_dir)
 
 
 class SentimentWorker:
@@ -133,6 +160,7 @@ class SentimentWorker:
         self._batch = settings.sentiment.batch_size
         self._interval = settings.sentiment.interval_seconds
         self._min_chars = settings.sentiment.min_chinese_chars
+        self._text = text_config(settings)
         self._cursor = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -163,12 +191,15 @@ class SentimentWorker:
             after_id=max(0, self._cursor - LOOKBACK),
             limit=self._batch,
             min_chinese_chars=self._min_chars,
+            text=self._text,
         )
         if scored:
             self._cursor = max(self._cursor, scored[-1].message_id)
+        fresh = [s for s in scored if s.new]
+        if fresh:
             for listener in list(self.listeners):
                 try:
-                    await listener(scored)
+                    await listener(fresh)
                 except Exception:
                     log.exception("a sentiment listener failed; the scores are stored")
         return scored

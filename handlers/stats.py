@@ -585,22 +585,22 @@ def _text(
     keys: frozenset[str],
     details: dict[str, Any],
 ) -> None:
-    from analytics.text import TextConfig, segmenter, top_words
+    from analytics.text import TextConfig, count_words, keywords, top_words
 
     start, end = period.start_utc, period.end_utc
-    texts = more.texts(start, end, opts.max_texts)
-    seg = segmenter(TextConfig(opts.stop_words, opts.user_dict, opts.cache_dir))
+    counts = count_words(
+        TextConfig(opts.stop_words, opts.user_dict, opts.cache_dir),
+        more.texts(start, end, opts.max_texts),
+    )
     if "top_words" in keys:
-        details["top_words"] = [
-            {"word": w, "count": n} for w, n in top_words(seg, texts, opts.top_n)
-        ]
+        details["top_words"] = [{"word": w, "count": n} for w, n in top_words(counts, opts.top_n)]
     if "topics" in keys:
         if opts.topics:
-            counts = more.topic_counts(start, end, opts.topics)
+            matched = more.topic_counts(start, end, opts.topics)
             details["topics"] = {
                 "source": "configured",
                 "topics": [
-                    {"name": name, "keywords": list(words), "messages": counts[name]}
+                    {"name": name, "keywords": list(words), "messages": matched[name]}
                     for name, words in opts.topics.items()
                 ],
             }
@@ -608,7 +608,8 @@ def _text(
             details["topics"] = {
                 "source": "automatic",
                 "keywords": [
-                    {"keyword": w, "weight": round(s, 4)} for w, s in seg.keywords(texts, 10)
+                    {"keyword": w, "weight": round(s, 4)}
+                    for w, s in keywords(counts, 10, opts.cache_dir)
                 ],
             }
 

@@ -224,16 +224,20 @@ class MetricQueries:
         )
         return {_from_bucket(hour): int(count) for hour, count in self._connection.execute(query)}
 
-    def texts(self, start: datetime, end: datetime, limit: int) -> list[str]:
-        """The period's conversation texts, newest first, at most ``limit``."""
+    def texts(self, start: datetime, end: datetime, limit: int) -> list[tuple[str, str | None]]:
+        """The period's conversation texts, newest first, at most ``limit``, as pairs of
+        (text, its stored words): the text itself only where no words are stored yet."""
         query = (
-            select(_MESSAGE.c.text)
+            select(
+                case((_MESSAGE.c.words.is_(None), _MESSAGE.c.text), else_=literal("")),
+                _MESSAGE.c.words,
+            )
             .select_from(self._from_messages())
             .where(self._conversation(start, end), _MESSAGE.c.text.is_not(None))
             .order_by(_MESSAGE.c.sent_at.desc())
             .limit(limit)
         )
-        return [str(text) for text in self._connection.execute(query).scalars()]
+        return [(str(text), words) for text, words in self._connection.execute(query)]
 
     def topic_counts(
         self, start: datetime, end: datetime, topics: dict[str, tuple[str, ...]]

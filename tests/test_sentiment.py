@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import marshal
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from analytics import text as text_module
 from analytics.sentiment import NEUTRAL, bucket, score
-from analytics.text import TextConfig, segmenter, top_words
+from analytics.text import TextConfig, count_words, keywords, segmenter, top_words
 from bot.cli import main
 from bot.sentiment import Scored
+from config import Settings
+from storage.db import make_engine
 from tests.conftest import WECOM_AES_KEY, WECOM_TOKEN, RunningServer
 from tests.doubles.wecom import WeComAiBotDouble
 
@@ -45,16 +50,17 @@ def test_clear_chinese_opinions_are_scored() -> None:
 
 
 def test_words_drop_emoji_codes_links_mentions_numbers_and_stop_words() -> None:
-    seg = segmenter(TextConfig(stop_words=("直播间",)))
-    words = top_words(
-        seg,
-        [
-            "@张三 [流泪][流泪] 我们的直播间 https://t.cn/abc 2026 12.5% 直播很精彩",
-            "直播 回放 www.example.com 的 了 the and",
-        ],
-        10,
-    )
+    config = TextConfig(stop_words=("直播间",))
+    texts = [
+        "@张三 [流泪][流泪] 我们的直播间 https://t.cn/abc 2026 12.5% 直播很精彩",
+        "直播 回放 www.example.com 的 了 the and",
+    ]
+    words = top_words(count_words(config, [(t, None) for t in texts]), 10)
     assert dict(words) == {"直播": 2, "精彩": 1, "回放": 1}
+    # Stored cuts keep the stop words (config may change); counting takes them out.
+    seg = segmenter(config)
+    assert "直播间" in seg.stored(texts[0]).split()
+    assert count_words(config, [("", seg.stored(t)) for t in texts]) == dict(words)
 
 
 def test_segmenter_is_built_once_per_configuration() -> None:
@@ -65,21 +71,22 @@ def test_topics_read_the_idf_table_once_then_from_a_cache_that_follows_jieba(
     tmp_path: Path,
 ) -> None:
     texts = ["直播回放什么时候有", "直播回放在群公告", "优惠券怎么用"]
-    expected = segmenter(TextConfig()).keywords(texts, 3)
-    config = TextConfig(cache_dir=str(tmp_path))
+    counts = count_words(TextConfig(), [(t, None) for t in texts])
+    expected = keywords(counts, 3)
+    assert [w for w, _ in expected] == ["直播", "优惠券", "回放"]
     text_module._IDF.clear()
-    assert segmenter(config).keywords(texts, 3) == expected
+    assert keywords(counts, 3, str(tmp_path)) == expected
     cache = tmp_path / "qunpulse-idf.cache"
     assert cache.stat().st_size > 1_000_000  # the whole table, as marshal
     # A cache written for another idf.txt (or damaged) is not used, but rebuilt.
     stamp, table = marshal.loads(cache.read_bytes())  # noqa: S302 - our own file
     cache.write_bytes(marshal.dumps(((0, 0), ({"直播": 99.0}, 1.0))))
     text_module._IDF.clear()
-    assert segmenter(config).keywords(texts, 3) == expected
+    assert keywords(counts, 3, str(tmp_path)) == expected
     assert marshal.loads(cache.read_bytes()) == (stamp, table)  # noqa: S302
     cache.write_bytes(b"not marshal")
     text_module._IDF.clear()
-    assert segmenter(config).keywords(texts, 3) == expected
+    assert keywords(counts, 3, str(tmp_path)) == expected
 
 
 async def test_worker_scores_new_messages_in_the_background_and_tells_listeners(
@@ -142,3 +149,65 @@ async def test_rescore_command_scores_stored_messages(
     capsys.readouterr()
     assert main(["sentiment", "rescore", "-c", str(server.config_file), "--group", GROUP]) == 0
     assert capsys.readouterr().out.strip() == "scored 1 messages"
+
+
+async def test_the_scorer_stores_each_texts_words_and_stats_counts_them_without_jieba(
+    server: RunningServer, settings: Settings
+) -> None:
+    double = WeComAiBotDouble(server.callback_url("wecom-bot"), WECOM_TOKEN, WECOM_AES_KEY)
+    script = [
+        ("w1", "alice", "直播回放什么时候有"),
+        ("w2", "bob", "直播回放在群公告"),
+        ("w3", "carol", "优惠券怎么用"),
+    ]
+    for msgid, user, text in script:
+        assert (
+            await double.deliver(double.group_text(msgid, GROUP, user, text))
+        ).status_code == 200
+    done = asyncio.Event()
+
+    async def listener(scored: list[Scored]) -> None:
+        done.set()
+
+    server.service.sentiment.listeners.append(listener)
+    server.service.sentiment.wake()
+    await asyncio.wait_for(done.wait(), timeout=30)
+
+    engine = make_engine(settings.storage.url)
+    try:
+        with engine.connect() as connection:
+            stored = dict(connection.execute(sa.text("SELECT text, words FROM message")).all())
+        assert stored["直播回放在群公告"] == "直播 放在 公告"  # 回 and 群 are one character
+
+        def top_words_in_a_fresh_process() -> tuple[list[dict[str, object]], bool]:
+            today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+            args = ["stats", "-c", str(server.config_file), "--group", GROUP, "--date", today]
+            program = (
+                "import json, sys\n"
+                "from bot.cli import main\n"
+                f"assert main({[*args, '--json', '--metrics', 'top_words']!r}) == 0\n"
+                "print(json.dumps('jieba' in sys.modules))\n"
+            )
+            done = subprocess.run(  # noqa: S603 - our own program, our interpreter
+                [sys.executable, "-c", program], capture_output=True, text=True, check=True
+            )
+            document, _, jieba_loaded = done.stdout.strip().rpartition("\n")
+            return json.loads(document)["top_words"], json.loads(jieba_loaded)
+
+        words, jieba_loaded = top_words_in_a_fresh_process()
+        assert words[0] == {"word": "直播", "count": 2}
+        assert not jieba_loaded
+        # A message stored before the scorer kept words (or not yet seen by it) is cut
+        # on the fly, with the same result; the scorer then fills its words in without
+        # scoring it again or telling the alert listeners about it a second time.
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE message SET words = NULL, sentiment = 0.5"))
+        assert top_words_in_a_fresh_process() == (words, True)
+        done.clear()
+        batch = await server.service.sentiment.run_once()
+        assert sorted(s.text for s in batch) == sorted(t for _, _, t in script)
+        assert not done.is_set()
+        assert all(not s.new and s.sentiment == 0.5 for s in batch)
+        assert top_words_in_a_fresh_process() == (words, False)
+    finally:
+        engine.dispose()
