@@ -539,10 +539,11 @@ def _wecom_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 def _sentiment(args: argparse.Namespace, settings: Settings) -> int:
     from bot.sentiment import rescore
-    from storage.db import make_engine
+    from storage.db import make_engine, upgrade
     from storage.queries import AmbiguousGroup, find_group
 
     engine = make_engine(settings.storage.url)
+    upgrade(engine)
     try:
         group_id = None
         if args.group:
@@ -575,7 +576,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
 
     from analytics.periods import PeriodError, explicit_period, resolve_period
     from handlers.stats import StatsOptions, UnknownMetric, collect_stats, parse_metrics
-    from storage.db import make_engine
+    from storage.db import make_engine, upgrade
     from storage.queries import AmbiguousGroup, GroupRecord, find_group
 
     try:
@@ -596,6 +597,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"--period: {error}") from None
 
     engine = make_engine(settings.storage.url)
+    upgrade(engine)  # one query when the database is current
     try:
         wanted_groups = (
             _operator_groups(settings, args.operator)

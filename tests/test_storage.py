@@ -16,7 +16,7 @@ from sqlmodel import SQLModel
 
 from analytics.periods import offset_segments, resolve_period
 from bot.events import Chat, ChatId, MembershipEvent, MessageEvent, Person, UserId
-from storage.db import make_engine, upgrade
+from storage.db import HEAD, alembic_config, current_revision, make_engine, upgrade
 from storage.ingest import EventStore
 from storage.models import Message
 from storage.queries import PeriodQueries, as_date, find_group, local_date
@@ -68,6 +68,24 @@ def test_migrations_create_exactly_the_models(engine: Engine) -> None:
 
 def test_upgrade_twice_is_harmless(engine: Engine) -> None:
     upgrade(engine)
+
+
+def test_head_is_alembics_head_and_an_older_database_is_upgraded(engine: Engine) -> None:
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config(engine)).get_current_head() == HEAD
+    assert current_revision(engine) == HEAD
+    # A database one migration behind (as after installing a newer qunpulse) is upgraded,
+    # although the fast path skips Alembic when the revision is already HEAD.
+    from alembic import command
+
+    command.downgrade(alembic_config(engine), "-1")
+    assert current_revision(engine) != HEAD
+    upgrade(engine)
+    assert current_revision(engine) == HEAD
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert diff == []
 
 
 def test_redelivery_through_a_fresh_store_is_not_new(engine: Engine) -> None:
