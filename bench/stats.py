@@ -7,7 +7,8 @@ a million messages takes a few minutes.
 The baseline is the bare SQL: every statement ``collect_stats`` sends is recorded (a
 SQLAlchemy cursor event, no change to our code) and then replayed directly on the DB-API
 connection, fetching all rows. ``time / baseline`` is what the Python around the queries
-(the metric functions, segmentation for the word metrics) costs on top of the database.
+(the metric functions, counting the stored words for the word metrics) costs on top of
+the database. The database is scored and cut as ``serve``'s background scorer leaves it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event
 
 from bench.corpus import LAST_DAY, ZONE
 
@@ -48,7 +49,8 @@ def database(messages: int) -> Path:
     # About 0.82 of the drawn messages survive the joins, leaves and weekday weights.
     rate = messages / (groups * members * DAYS) / 0.819
     size = DemoSize(groups, members, DAYS, rate)
-    path = DATA / f"stats-{messages}-g{groups}-m{members}-d{DAYS}-s{SEED}.db"
+    # "-w": built since the scorer stores each message's words (older files lack them).
+    path = DATA / f"stats-{messages}-g{groups}-m{members}-d{DAYS}-s{SEED}-w.db"
     if path.exists():
         return path
     DATA.mkdir(exist_ok=True)
@@ -73,20 +75,11 @@ def database(messages: int) -> Path:
 
 
 def _score_all(engine: Engine) -> None:
-    """Sentiment for every message, as the background worker would have stored it."""
-    from sqlalchemy import bindparam, select
+    """Sentiment and words for every message, as the background scorer stores them."""
+    from bot.sentiment import rescore
+    from config.settings import Settings
 
-    from analytics.sentiment import score
-    from storage.models import Message
-
-    table = Message.__table__  # type: ignore[attr-defined]
-    statement = (
-        update(table).where(table.c.id == bindparam("target")).values(sentiment=bindparam("v"))
-    )
-    with engine.begin() as connection:
-        rows = connection.execute(select(table.c.id, table.c.text).where(table.c.text.is_not(None)))
-        values = [{"target": r.id, "v": round(score(r.text), 4)} for r in rows]
-        connection.execute(statement, values)
+    rescore(engine, Settings(), only_unscored=True)
 
 
 def bench_stats(messages: int, repeat: int) -> tuple[list[StatsRun], str]:
