@@ -28,6 +28,7 @@ from sqlalchemy import Engine, bindparam, or_, select, update
 from analytics.sentiment import score
 from analytics.text import TextConfig, segmenter
 from config import Settings
+from handlers.stats import StatsOptions
 from storage.models import Message
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def rescore(
             after_id=cursor,
             limit=max(settings.sentiment.batch_size, 500),
             min_chinese_chars=settings.sentiment.min_chinese_chars,
-            text=text_config(settings),
+            text=StatsOptions.from_settings(settings).text_config(),
             only_unscored=only_unscored,
             group_id=group_id,
         )
@@ -145,11 +146,6 @@ def rescore(
             return total
         total += sum(1 for s in batch if s.new)
         cursor = batch[-1].message_id
-
-
-def text_config(settings: Settings) -> TextConfig:
-    """How ``[text]`` says to cut words."""
-    return TextConfig(settings.text.stop_words, settings.text.user_dict, settings.text.cache_dir)
 
 
 class SentimentWorker:
@@ -160,7 +156,7 @@ class SentimentWorker:
         self._batch = settings.sentiment.batch_size
         self._interval = settings.sentiment.interval_seconds
         self._min_chars = settings.sentiment.min_chinese_chars
-        self._text = text_config(settings)
+        self._text = StatsOptions.from_settings(settings).text_config()
         self._cursor = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

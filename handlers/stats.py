@@ -31,6 +31,7 @@ from storage.metric_queries import SCORE_SCALE, MetricQueries
 from storage.queries import GroupRecord, PeriodQueries
 
 if TYPE_CHECKING:
+    from analytics.text import TextConfig
     from config import Settings
 
 #: Every metric id of METRICS.md, in the order reports show them.
@@ -125,6 +126,12 @@ class StatsOptions:
     gmv_target: float | None = None
     weights: catalogue.ScoreWeights = field(default_factory=catalogue.ScoreWeights)
     locale: str = "zh_CN"
+
+    def text_config(self) -> TextConfig:
+        """How words are cut and which are dropped (``[text]``)."""
+        from analytics.text import TextConfig
+
+        return TextConfig(self.stop_words, self.user_dict, self.cache_dir)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StatsOptions:
@@ -585,13 +592,10 @@ def _text(
     keys: frozenset[str],
     details: dict[str, Any],
 ) -> None:
-    from analytics.text import TextConfig, count_words, keywords, top_words
+    from analytics.text import count_words, keywords, top_words
 
     start, end = period.start_utc, period.end_utc
-    counts = count_words(
-        TextConfig(opts.stop_words, opts.user_dict, opts.cache_dir),
-        more.texts(start, end, opts.max_texts),
-    )
+    counts = count_words(opts.text_config(), more.texts(start, end, opts.max_texts))
     if "top_words" in keys:
         details["top_words"] = [{"word": w, "count": n} for w, n in top_words(counts, opts.top_n)]
     if "topics" in keys:

@@ -164,26 +164,6 @@ def silent_members(engine: Engine, group_id: int, since: datetime) -> list[Silen
     ]
 
 
-def message_texts(
-    engine: Engine, group_id: int, start: datetime, end: datetime, limit: int
-) -> list[str]:
-    """The newest ``limit`` text messages (not commands) of the group in ``[start, end)``."""
-    query = (
-        select(_MESSAGE.c.text)
-        .where(
-            _MESSAGE.c.group_id == group_id,
-            _MESSAGE.c.sent_at >= start,
-            _MESSAGE.c.sent_at < end,
-            _MESSAGE.c.is_command.is_(False),
-            _MESSAGE.c.text.is_not(None),
-        )
-        .order_by(_MESSAGE.c.sent_at.desc())
-        .limit(limit)
-    )
-    with engine.connect() as connection:
-        return [str(text) for text in connection.execute(query).scalars()]
-
-
 def claim_reply(
     engine: Engine,
     *,
