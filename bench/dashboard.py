@@ -51,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages-per-member-day", type=float, default=0.95)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args(argv)
-    path = ROOT / "bench" / ".data" / f"dashboard-{args.messages_per_member_day}.db"
+    # Scored and cut ("-scored") as serve's background scorer leaves a database.
+    path = ROOT / "bench" / ".data" / f"dashboard-{args.messages_per_member_day}-scored.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     if args.rebuild or not path.exists():
         size = DemoSize(1, 3000, 365, args.messages_per_member_day)
         print(f"building {path} …", file=sys.stderr)
-        build_demo(path, 11, size, LAST_DAY, Settings(), score=False)
+        build_demo(path, 11, size, LAST_DAY, Settings())
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     settings = Settings()
