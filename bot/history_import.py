@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import hashlib
 import io
 import json
-import queue
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -524,11 +523,13 @@ def run_import(
             summary.seconds = time.monotonic() - started
             return summary
     writer = None if request.dry_run else _Writer(engine)
+    # The objects alive now (modules, the engine) live as long as the process: the
+    # collector need not scan them again and again while millions of rows go by.
+    gc.freeze()
     try:
         _run(request, chosen, encoding, writer, zone, summary, tty=tty)
-        if writer is not None:
-            writer.finish(summary)
     finally:
+        gc.unfreeze()
         if writer is not None:
             writer.close()
     summary.seconds = time.monotonic() - started
@@ -582,11 +583,11 @@ def _run(
                 batch.append(outcome)
                 if len(batch) >= request.batch_size:
                     if writer is not None:
-                        writer.write(batch)
+                        writer.write(batch, summary)
                     batch = []
                     progress.update(summary.rows, counting.position)
             if batch and writer is not None:
-                writer.write(batch)
+                writer.write(batch, summary)
             progress.update(summary.rows, counting.position)
     except UnicodeDecodeError as error:
         raise ImportFileError(
@@ -597,85 +598,33 @@ def _run(
 
 
 class _Writer:
-    """Write batches on a thread of its own: messages, then recalls (which follow their
-    originals), then orders, one transaction each.
-
-    While the database works on one batch (sqlite3 and psycopg release the GIL for it),
-    the caller reads and checks the next. At most one batch waits in between, so memory
-    stays flat however long the file.
-    """
+    """One transaction per batch: messages, then recalls (which follow their originals),
+    then orders."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._messages = MessageImporter(engine, IMPORT_BOT_ID)
         self._orders = OrderStore(engine)
-        self._counts = ImportSummary("", "csv")
-        self._failure: BaseException | None = None
-        self._abandoned = False
-        self._waiting: queue.Queue[list[Item] | None] = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._work, name="import-writer", daemon=True)
-        self._thread.start()
-
-    def write(self, batch: list[Item]) -> None:
-        """Hand over a batch; wait while the one before it still waits.
-
-        Raises:
-            sqlalchemy.exc.SQLAlchemyError: writing an earlier batch failed.
-        """
-        if self._failure is not None:
-            raise self._failure
-        self._waiting.put(batch)
-
-    def finish(self, summary: ImportSummary) -> None:
-        """Wait for every batch to be written and add the counts to ``summary``.
-
-        Raises:
-            sqlalchemy.exc.SQLAlchemyError: writing a batch failed; the batches before
-                it are committed.
-        """
-        self._stop()
-        if self._failure is not None:
-            raise self._failure
-        summary.imported += self._counts.imported
-        summary.duplicated += self._counts.duplicated
-        summary.recalled += self._counts.recalled
 
     def close(self) -> None:
-        """Stop (dropping batches not yet written, after a failure) and release the connection."""
-        self._abandoned = True
-        self._stop()
         self._messages.close()
 
-    def _stop(self) -> None:
-        if self._thread.is_alive():
-            self._waiting.put(None)
-            self._thread.join()
-
-    def _work(self) -> None:
-        while (batch := self._waiting.get()) is not None:
-            if self._failure is None and not self._abandoned:
-                try:
-                    self._write(batch)
-                except BaseException as error:  # handed to the reading thread
-                    self._failure = error
-
-    def _write(self, batch: list[Item]) -> None:
-        counts = self._counts
+    def write(self, batch: list[Item], summary: ImportSummary) -> None:
         messages = [item for item in batch if isinstance(item, ImportedMessage)]
         recalls = [item for item in batch if isinstance(item, Recall)]
         orders = [item for item in batch if isinstance(item, OrderRow)]
         if messages:
             new = self._messages.store(messages)
-            counts.imported += new
-            counts.duplicated += len(messages) - new
+            summary.imported += new
+            summary.duplicated += len(messages) - new
         if recalls:
             with self._engine.begin() as connection:
                 changed = apply_recalls(connection, recalls)
-            counts.recalled += sum(changed)
+            summary.recalled += sum(changed)
             # A recall applied by an earlier run (or of a message never stored) changes
             # nothing: report it as a duplicate, so a re-run reports no new work.
-            counts.duplicated += len(changed) - sum(changed)
+            summary.duplicated += len(changed) - sum(changed)
         if orders:
             new_orders = self._orders.store(orders)
-            counts.imported += sum(new_orders)
-            counts.duplicated += len(new_orders) - sum(new_orders)
+            summary.imported += sum(new_orders)
+            summary.duplicated += len(new_orders) - sum(new_orders)
