@@ -490,7 +490,7 @@ class ImportRequest:
     group: str | None = None
     dry_run: bool = False
     strict: bool = False
-    batch_size: int = 20_000
+    batch_size: int = 50_000
 
 
 def run_import(

@@ -211,10 +211,11 @@ class MessageImporter:
     same messages (a test holds the two paths to that), so the sentiment worker scores
     imported texts like live ones.
 
-    Member and group ids are cached between chunks (at most :data:`_CACHE_LIMIT` of
-    each, so memory stays flat however long the file); a chunk that fails on a foreign
-    key, because another process purged a cached member meanwhile, is retried once
-    without the caches, as the live path does.
+    Member and group ids, and the earliest sighting of each member in each group, are
+    cached between chunks (at most :data:`_CACHE_LIMIT` of each, so memory stays flat
+    however long the file); a chunk that fails on a foreign key, because another process
+    purged a cached member meanwhile, is retried once without the caches, as the live
+    path does.
     """
 
     def __init__(self, engine: Engine, bot_id: str) -> None:
@@ -235,8 +236,11 @@ class MessageImporter:
         self._members: dict[tuple[str, str], tuple[int, str | None]] = {}
         #: (platform, chat id) → (id, name, source).
         self._groups: dict[tuple[str, str], tuple[int, str | None, str]] = {}
+        #: (group id, member id) → the earliest sighting this import recorded.
+        self._seen: dict[tuple[int, int], datetime] = {}
         self._new_members: dict[tuple[str, str], tuple[int, str | None]] = {}
         self._new_groups: dict[tuple[str, str], tuple[int, str | None, str]] = {}
+        self._new_seen: dict[tuple[int, int], datetime] = {}
         # The column type's own conversion for this database, as SQLAlchemy applies it
         # to the live path's statements (SQLite: fixed-width text; PostgreSQL: naive UTC);
         # on SQLite the same text from two C calls, as a million rows call it a million times.
@@ -280,13 +284,13 @@ class MessageImporter:
             # member forget --purge`): forget every cached id and try once more.
             if not (self._members or self._groups):
                 raise
-            self._members, self._groups = {}, {}
+            self._members, self._groups, self._seen = {}, {}, {}
             return self._store_chunk(first)
 
     def _store_chunk(self, first: dict[tuple[str, str], ImportedMessage]) -> int:
         now = self._time(utc_now())
         keys = list(first)
-        self._new_members, self._new_groups = {}, {}
+        self._new_members, self._new_groups, self._new_seen = {}, {}, {}
         transaction = self._connection.begin()
         try:
             claimed = self._sql.claim_all_or_none(keys, self._bot_id, now)
@@ -308,6 +312,9 @@ class MessageImporter:
         if len(self._groups) + len(self._new_groups) > _CACHE_LIMIT:
             self._groups = {}
         self._groups.update(self._new_groups)
+        if len(self._seen) + len(self._new_seen) > _CACHE_LIMIT:
+            self._seen = {}
+        self._seen.update(self._new_seen)
         return len(fresh)
 
     def _store_fresh(self, fresh: list[ImportedMessage], now: Any) -> None:
@@ -336,12 +343,20 @@ class MessageImporter:
             if known is None or message.sent_at < known:
                 earliest[pair] = message.sent_at
         self._sql.insert_messages(rows)
+        # Record the earliest sighting of each member in each group, unless an earlier
+        # chunk already recorded one at least as early (files usually run forwards).
+        sooner = []
+        for pair, at in earliest.items():
+            known = self._seen.get(pair)
+            if known is None or at < known:
+                sooner.append((pair[0], pair[1], self._time(at)))
+                self._new_seen[pair] = at
         self._sql.execute_many(
             "INSERT INTO group_member (group_id, member_id, first_seen_at) VALUES (?, ?, ?) "
             "ON CONFLICT (group_id, member_id) DO UPDATE "
             "SET first_seen_at = excluded.first_seen_at "
             "WHERE excluded.first_seen_at < group_member.first_seen_at",
-            [(g, m, self._time(at)) for (g, m), at in earliest.items()],
+            sooner,
         )
 
     def _resolve_groups(
