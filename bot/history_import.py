@@ -402,12 +402,12 @@ def _csv_rows(
                     yield reader.line_num, BadRow(f"more cells than the {width} header columns")
                 continue  # a blank line
             cells += [""] * (width - len(cells))
-        if not "".join(cells).strip():
-            continue  # a blank line
         try:
             item = parse(cells)
         except BadRow as error:
-            yield reader.line_num, error
+            # Asked only here: a row that parses has a required cell, so it is not blank.
+            if "".join(cells).strip():
+                yield reader.line_num, error
             continue
         if group is not None and isinstance(item, ImportedMessage) and item.chat_id != group:
             yield reader.line_num, None
