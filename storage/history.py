@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from storage.ingest import is_command
 from storage.models import ArchiveCursor, InboundEvent, Member, Message, Order, utc_now
@@ -203,8 +203,10 @@ class MessageImporter:
     """Store imported messages chunk by chunk, one transaction per chunk, on one connection.
 
     Each chunk costs a handful of statements whatever its size: claim the messages'
-    event keys (``INSERT … ON CONFLICT DO NOTHING RETURNING``: the unique key, not a
-    lookup, decides what is new), upsert the groups and members of the claimed messages,
+    event keys (``INSERT … ON CONFLICT DO NOTHING``: the unique key, not a lookup,
+    decides what is new; on SQLite ``executemany`` whose row count says "all new" or
+    "none new", and only a chunk partly new is claimed again with ``RETURNING`` to learn
+    which), upsert the groups and members of the claimed messages,
     insert the messages (DB-API ``executemany`` on SQLite; one ``INSERT … SELECT FROM
     unnest(…)`` on PostgreSQL) and record when each member was first seen in each group.
     The rows and their values are those :class:`storage.ingest.EventStore` stores for the
@@ -253,6 +255,8 @@ class MessageImporter:
         """Give the connection back to the pool (as it was)."""
         try:
             self._sql.restore()
+        except SQLAlchemyError:
+            self._connection.invalidate()  # never back to the pool with import settings
         finally:
             self._connection.close()
 
@@ -294,7 +298,7 @@ class MessageImporter:
         transaction = self._connection.begin()
         try:
             claimed = self._sql.claim_all_or_none(keys, self._bot_id, now)
-            if claimed is None:  # some keys were new, some not: ask which, row by row
+            if claimed is None:  # some keys were new, some not: claim again, asking which
                 transaction.rollback()
                 transaction = self._connection.begin()
                 claimed = self._sql.claim(keys, self._bot_id, now)
