@@ -8,24 +8,26 @@ Three formats (README "Import history" shows a sample of each):
 * ``orders-csv``: orders, columns ``order_id, platform, user_id, amount, cost, status,
   paid_at``.
 
-Messages are stored through :class:`storage.ingest.EventStore` with the same unique
-keys as live callbacks, so a re-run, an overlapping file or a message also received live
-is stored once. Every batch is its own transaction: a crash loses at most the batch in
-flight, and re-running the command skips what was stored. A bad row is reported with
-file, line and reason and skipped; with ``strict`` the whole file is checked first and
-nothing is written when any row is bad.
+Rows are read as plain tuples and messages are stored by
+:class:`storage.history.MessageImporter`, a bulk path that writes the same rows under the
+same unique keys as live callbacks, so a re-run, an overlapping file or a message also
+received live is stored once. Every batch is its own transaction: a crash loses at most
+the batch in flight, and re-running the command skips what was stored. A bad row is
+reported with file, line and reason and skipped; with ``strict`` the whole file is
+checked first and nothing is written when any row is bad.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import hashlib
 import io
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -34,10 +36,15 @@ from typing import IO, Literal, get_args
 
 from sqlalchemy import Engine
 
-from bot.events import Chat, ChatId, MessageEvent, Person, PlatformName, UserId
-from bot.platforms.wecom_archive import archive_item
-from storage.history import OrderRow, OrderStore, Recall, apply_recalls
-from storage.ingest import EventStore
+from bot.events import MessageEvent, PlatformName
+from storage.history import (
+    ImportedMessage,
+    MessageImporter,
+    OrderRow,
+    OrderStore,
+    Recall,
+    apply_recalls,
+)
 
 ImportFormat = Literal["archive-jsonl", "csv", "orders-csv"]
 FORMATS: tuple[str, ...] = get_args(ImportFormat)
@@ -72,7 +79,7 @@ class BadRow(ValueError):
     """One row cannot be imported; the message is the reason."""
 
 
-Item = MessageEvent | Recall | OrderRow
+Item = ImportedMessage | Recall | OrderRow
 
 
 @dataclass(slots=True)
@@ -221,41 +228,82 @@ def _platform(row: dict[str, str | None]) -> PlatformName:
     return value  # type: ignore[return-value]
 
 
-def message_from_csv(row: dict[str, str | None], zone: tzinfo) -> MessageEvent:
-    """One message CSV row as a message event.
+def message_parser(header: Sequence[str], zone: tzinfo) -> Callable[[list[str]], ImportedMessage]:
+    """A function that reads one message CSV row (its cells, in ``header`` order).
 
     Without ``msg_id``, the key is a hash of platform, chat, sender, time, type and
     text, stable across files (so overlapping exports de-duplicate); the price is that
     one person sending the same text twice within the same second counts once.
 
-    Raises:
-        BadRow: a required cell is empty or a value is malformed.
+    The parser raises :class:`BadRow` when a required cell is empty or a value is
+    malformed. It is the hot loop of an import (a million rows is common), so it reads
+    cells by position and builds one tuple, nothing more.
     """
-    platform = _platform(row)
-    chat_id = _required(row, "chat_id")
-    sender_id = _required(row, "sender_id")
-    sent_at = parse_time(_required(row, "sent_at"), zone)
-    msg_type = _cell(row, "msg_type") or "text"
-    text = row.get("text")
-    msg_id = _cell(row, "msg_id")
-    if not msg_id:
-        material = "\x1f".join(
-            [platform, chat_id, sender_id, sent_at.isoformat(), msg_type, text or ""]
+    position = {name: index for index, name in enumerate(header)}  # a repeated name: the last
+
+    def column(name: str) -> int:
+        return position.get(name, -1)
+
+    platform_at, chat_at, sender_at, sent_at_at = (column(name) for name in MESSAGE_COLUMNS)
+    chat_name_at, sender_name_at, type_at, text_at, id_at = (
+        column(name) for name in OPTIONAL_MESSAGE_COLUMNS
+    )
+
+    def parse(cells: list[str]) -> ImportedMessage:
+        platform = cells[platform_at].strip().lower()
+        if not platform:
+            raise BadRow("platform: empty")
+        if platform not in PLATFORMS:
+            raise BadRow(f"platform: expected one of {', '.join(PLATFORMS)}, got {platform!r}")
+        chat_id = cells[chat_at].strip()
+        if not chat_id:
+            raise BadRow("chat_id: empty")
+        sender_id = cells[sender_at].strip()
+        if not sender_id:
+            raise BadRow("sender_id: empty")
+        sent_text = cells[sent_at_at].strip()
+        if not sent_text:
+            raise BadRow("sent_at: empty")
+        sent_at = parse_time(sent_text, zone)
+        msg_type = (cells[type_at].strip() if type_at >= 0 else "") or "text"
+        text = (cells[text_at] if text_at >= 0 else "") or None
+        msg_id = cells[id_at].strip() if id_at >= 0 else ""
+        if not msg_id:
+            material = "\x1f".join(
+                [platform, chat_id, sender_id, sent_at.isoformat(), msg_type, text or ""]
+            )
+            msg_id = "csv:" + hashlib.sha256(material.encode()).hexdigest()[:40]
+        if len(msg_id) > 120 or len(chat_id) > 128 or len(sender_id) > 128:
+            raise BadRow("msg_id, chat_id or sender_id: longer than 120 characters")
+        return ImportedMessage(
+            platform,
+            msg_id,
+            chat_id,
+            (cells[chat_name_at].strip() if chat_name_at >= 0 else "") or None,
+            "at_mentions_only",  # never downgrades a group; a CSV says nothing of completeness
+            sender_id,
+            (cells[sender_name_at].strip() if sender_name_at >= 0 else "") or None,
+            msg_type[:32],
+            text,
+            sent_at,
         )
-        msg_id = "csv:" + hashlib.sha256(material.encode()).hexdigest()[:40]
-    if len(msg_id) > 120 or len(chat_id) > 128 or len(sender_id) > 128:
-        raise BadRow("msg_id, chat_id or sender_id: longer than 120 characters")
-    return MessageEvent(
-        platform=platform,
-        bot_id=IMPORT_BOT_ID,
-        message_id=msg_id,
-        chat=Chat(ChatId(chat_id), "group", _cell(row, "chat_name") or None),
-        sender=Person(UserId(sender_id), _cell(row, "sender_name") or None),
-        msg_type=msg_type[:32],
-        text=text if text else None,
-        sent_at=sent_at,
-        source="at_mentions_only",  # never downgrades a group; a CSV says nothing of completeness
-        mentions_bot=False,
+
+    return parse
+
+
+def imported_message(event: MessageEvent) -> ImportedMessage:
+    """A group message event (from the WeCom archive) as an imported message."""
+    return ImportedMessage(
+        event.platform,
+        event.message_id,
+        event.chat.chat_id,
+        event.chat.name,
+        event.source,
+        event.sender.user_id,
+        event.sender.name,
+        event.msg_type,
+        event.text,
+        event.sent_at,
     )
 
 
@@ -306,6 +354,9 @@ RowOutcome = tuple[int, Item | BadRow | None]
 
 
 def _archive_rows(text: IO[str], group: str | None) -> Iterator[RowOutcome]:
+    # Imported here: the platform modules cost half a second to import, CSV needs none.
+    from bot.platforms.wecom_archive import archive_item
+
     for number, line in enumerate(text, start=1):
         if not line.strip():
             continue
@@ -322,40 +373,53 @@ def _archive_rows(text: IO[str], group: str | None) -> Iterator[RowOutcome]:
         except ValueError as error:
             yield number, BadRow(str(error))
             continue
-        if group is not None and isinstance(item, MessageEvent) and item.chat.chat_id != group:
-            item = None
+        if isinstance(item, MessageEvent):
+            # The archive gives group chats only (a one-to-one chat is None) and people.
+            yield number, imported_message(item) if group in (None, item.chat.chat_id) else None
+            continue
         yield number, item
 
 
 def _csv_rows(
     text: IO[str],
     required: tuple[str, ...],
-    parse: Callable[[dict[str, str | None]], Item],
+    parser: Callable[[list[str]], Callable[[list[str]], Item]],
     group: str | None,
 ) -> Iterator[RowOutcome]:
-    reader = csv.DictReader(text)
-    header = [name.strip().lower() for name in (reader.fieldnames or [])]
+    reader = csv.reader(text)
+    header = [name.strip().lower() for name in next(reader, [])]
     missing = [name for name in required if name not in header]
     if missing:
         raise ImportFileError(
             f"missing column(s) {', '.join(missing)} in the header line; found: {', '.join(header)}"
         )
-    reader.fieldnames = header
-    for row in reader:
-        if not any(value and value.strip() for value in row.values() if isinstance(value, str)):
-            continue  # blank line
-        if None in row:
-            yield reader.line_num, BadRow(f"more cells than the {len(header)} header columns")
-            continue
+    parse = parser(header)
+    width = len(header)
+    for cells in reader:
+        if len(cells) != width:
+            if len(cells) > width:
+                if "".join(cells[:width]).strip():
+                    yield reader.line_num, BadRow(f"more cells than the {width} header columns")
+                continue  # a blank line
+            cells += [""] * (width - len(cells))
         try:
-            item = parse(row)
+            item = parse(cells)
         except BadRow as error:
-            yield reader.line_num, error
+            # Asked only here: a row that parses has a required cell, so it is not blank.
+            if "".join(cells).strip():
+                yield reader.line_num, error
             continue
-        if group is not None and isinstance(item, MessageEvent) and item.chat.chat_id != group:
+        if group is not None and isinstance(item, ImportedMessage) and item.chat_id != group:
             yield reader.line_num, None
             continue
         yield reader.line_num, item
+
+
+def _order_parser(header: Sequence[str], zone: tzinfo) -> Callable[[list[str]], OrderRow]:
+    def parse(cells: list[str]) -> OrderRow:
+        return order_from_csv(dict(zip(header, cells, strict=True)), zone)
+
+    return parse
 
 
 # --- the import ---------------------------------------------------------------------------
@@ -426,7 +490,7 @@ class ImportRequest:
     group: str | None = None
     dry_run: bool = False
     strict: bool = False
-    batch_size: int = 5000
+    batch_size: int = 50_000
 
 
 def run_import(
@@ -459,7 +523,15 @@ def run_import(
             summary.seconds = time.monotonic() - started
             return summary
     writer = None if request.dry_run else _Writer(engine)
-    _run(request, chosen, encoding, writer, zone, summary, tty=tty)
+    # The objects alive now (modules, the engine) live as long as the process: the
+    # collector need not scan them again and again while millions of rows go by.
+    gc.freeze()
+    try:
+        _run(request, chosen, encoding, writer, zone, summary, tty=tty)
+    finally:
+        gc.unfreeze()
+        if writer is not None:
+            writer.close()
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -490,11 +562,13 @@ def _run(
                 rows = _csv_rows(
                     text,
                     MESSAGE_COLUMNS,
-                    lambda row: message_from_csv(row, zone),
+                    lambda header: message_parser(header, zone),
                     request.group,
                 )
             else:
-                rows = _csv_rows(text, ORDER_COLUMNS, lambda row: order_from_csv(row, zone), None)
+                rows = _csv_rows(
+                    text, ORDER_COLUMNS, lambda header: _order_parser(header, zone), None
+                )
             for line, outcome in rows:
                 summary.rows += 1
                 if isinstance(outcome, BadRow):
@@ -524,22 +598,25 @@ def _run(
 
 
 class _Writer:
-    """One transaction per batch: messages, then recalls (which follow their originals)."""
+    """One transaction per batch: messages, then recalls (which follow their originals),
+    then orders."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._events = EventStore(engine)
+        self._messages = MessageImporter(engine, IMPORT_BOT_ID)
         self._orders = OrderStore(engine)
 
+    def close(self) -> None:
+        self._messages.close()
+
     def write(self, batch: list[Item], summary: ImportSummary) -> None:
-        messages = [item for item in batch if isinstance(item, MessageEvent)]
+        messages = [item for item in batch if isinstance(item, ImportedMessage)]
         recalls = [item for item in batch if isinstance(item, Recall)]
         orders = [item for item in batch if isinstance(item, OrderRow)]
         if messages:
-            stored = self._events.store_messages(messages)
-            new = sum(stored)
+            new = self._messages.store(messages)
             summary.imported += new
-            summary.duplicated += len(stored) - new
+            summary.duplicated += len(messages) - new
         if recalls:
             with self._engine.begin() as connection:
                 changed = apply_recalls(connection, recalls)

@@ -1,27 +1,34 @@
-"""Write imported history: recalls, orders and the WeCom archive cursor.
+"""Write imported history: messages in bulk, recalls, orders and the WeCom archive cursor.
 
-Messages themselves go through :class:`storage.ingest.EventStore`, so an imported
-message and the same message received live share one unique key and are stored once.
+Imported messages are written by :class:`MessageImporter`, a lean bulk path beside the
+live writer (:class:`storage.ingest.EventStore`) that stores the same rows under the same
+unique keys: ``inbound_event (platform, "msg:" + id)`` claims a message once, whether it
+came live or from a file, so a re-run, an overlapping file or a message also received
+live is stored once, and a message whose sender was purged is never brought back.
 Everything here is safe to repeat: orders have a unique key, a recall only ever sets
 ``recalled_at`` once, and the archive cursor only moves forward.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from storage.models import ArchiveCursor, Member, Message, Order, utc_now
+from storage.ingest import is_command
+from storage.models import ArchiveCursor, InboundEvent, Member, Message, Order, utc_now
 from storage.upsert import insert_for
 
 _MEMBER = Member.__table__  # type: ignore[attr-defined]
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 _ORDER = Order.__table__  # type: ignore[attr-defined]
 _CURSOR = ArchiveCursor.__table__  # type: ignore[attr-defined]
+_INBOUND = InboundEvent.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +165,460 @@ def advance_archive_seq(engine: Engine, corp_id: str, seq: int) -> None:
                 where=_CURSOR.c.seq < insert.excluded.seq,
             )
         )
+
+
+# --- messages in bulk ---------------------------------------------------------------------
+
+#: ``inbound_event.event_key`` of a message is this prefix and the platform's message id,
+#: exactly as the live path claims it (``bot.events.MessageEvent.dedupe_key``).
+MESSAGE_KEY_PREFIX = "msg:"
+#: Rows per multi-row ``VALUES`` on SQLite: 4 columns x 200 stays under the 999
+#: parameters that SQLite builds before 3.32 allow.
+_SQLITE_ROWS_PER_STATEMENT = 200
+#: Keys per ``IN (…)`` list on SQLite, for the same reason.
+_SQLITE_KEYS_PER_QUERY = 500
+#: SQLite's page cache for the import's connection, in KiB (64 MiB; the default is 2 MiB).
+_SQLITE_IMPORT_CACHE_KIB = 65_536
+#: Member (and group) ids an import keeps between chunks; beyond, the cache starts afresh.
+_CACHE_LIMIT = 100_000
+
+
+class ImportedMessage(NamedTuple):
+    """One group message read from a history file: a plain tuple, as imports hold millions."""
+
+    platform: str
+    message_id: str
+    chat_id: str
+    chat_name: str | None
+    #: ``full`` when the file holds every message of the group, else ``at_mentions_only``.
+    source: str
+    sender_id: str
+    sender_name: str | None
+    msg_type: str
+    text: str | None
+    sent_at: datetime
+
+
+class MessageImporter:
+    """Store imported messages chunk by chunk, one transaction per chunk, on one connection.
+
+    Each chunk costs a handful of statements whatever its size: claim the messages'
+    event keys (``INSERT … ON CONFLICT DO NOTHING``: the unique key, not a lookup,
+    decides what is new; on SQLite ``executemany`` whose row count says "all new" or
+    "none new", and only a chunk partly new is claimed again with ``RETURNING`` to learn
+    which), upsert the groups and members of the claimed messages,
+    insert the messages (DB-API ``executemany`` on SQLite; one ``INSERT … SELECT FROM
+    unnest(…)`` on PostgreSQL) and record when each member was first seen in each group.
+    The rows and their values are those :class:`storage.ingest.EventStore` stores for the
+    same messages (a test holds the two paths to that), so the sentiment worker scores
+    imported texts like live ones.
+
+    Member and group ids, and the earliest sighting of each member in each group, are
+    cached between chunks (at most :data:`_CACHE_LIMIT` of each, so memory stays flat
+    however long the file); a chunk that fails on a foreign key, because another process
+    purged a cached member meanwhile, is retried once without the caches, as the live
+    path does.
+    """
+
+    def __init__(self, engine: Engine, bot_id: str) -> None:
+        self._connection = engine.connect()
+        dialect = self._connection.dialect
+        self._sql: _BulkSql
+        if dialect.name == "sqlite":
+            self._sql = _SqliteBulk(self._connection)
+        elif dialect.name == "postgresql":
+            self._sql = _PostgresBulk(self._connection)
+        else:
+            self._connection.close()
+            raise NotImplementedError(
+                f"qunpulse supports SQLite and PostgreSQL, not {dialect.name}"
+            )
+        self._bot_id = bot_id
+        #: Ids (and names) committed by earlier chunks: (platform, user id) → (id, name).
+        self._members: dict[tuple[str, str], tuple[int, str | None]] = {}
+        #: (platform, chat id) → (id, name, source).
+        self._groups: dict[tuple[str, str], tuple[int, str | None, str]] = {}
+        #: (group id, member id) → the earliest sighting this import recorded.
+        self._seen: dict[tuple[int, int], datetime] = {}
+        self._new_members: dict[tuple[str, str], tuple[int, str | None]] = {}
+        self._new_groups: dict[tuple[str, str], tuple[int, str | None, str]] = {}
+        self._new_seen: dict[tuple[int, int], datetime] = {}
+        # The column type's own conversion for this database, as SQLAlchemy applies it
+        # to the live path's statements (SQLite: fixed-width text; PostgreSQL: naive UTC);
+        # on SQLite the same text from two C calls, as a million rows call it a million times.
+        time_type = _MESSAGE.c.sent_at.type.dialect_impl(dialect)
+        self._time: Callable[[datetime], Any] = (
+            sqlite_time if dialect.name == "sqlite" else time_type.bind_processor(dialect) or _same
+        )
+
+    def close(self) -> None:
+        """Give the connection back to the pool (as it was)."""
+        try:
+            self._sql.restore()
+        except SQLAlchemyError:
+            self._connection.invalidate()  # never back to the pool with import settings
+        finally:
+            self._connection.close()
+
+    def __enter__(self) -> MessageImporter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def store(self, messages: Sequence[ImportedMessage]) -> int:
+        """Store one chunk in one transaction; return how many of its messages were new.
+
+        A message stored before (by an earlier import, or received live) and a message
+        repeated within the chunk are duplicates.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing of the chunk
+                was stored.
+        """
+        first: dict[tuple[str, str], ImportedMessage] = {}
+        for message in messages:
+            first.setdefault((message.platform, MESSAGE_KEY_PREFIX + message.message_id), message)
+        if not first:
+            return 0
+        try:
+            return self._store_chunk(first)
+        except IntegrityError:
+            # A cached id may name a row another process deleted meanwhile (`qunpulse
+            # member forget --purge`): forget every cached id and try once more.
+            if not (self._members or self._groups):
+                raise
+            self._members, self._groups, self._seen = {}, {}, {}
+            return self._store_chunk(first)
+
+    def _store_chunk(self, first: dict[tuple[str, str], ImportedMessage]) -> int:
+        now = self._time(utc_now())
+        keys = list(first)
+        self._new_members, self._new_groups, self._new_seen = {}, {}, {}
+        transaction = self._connection.begin()
+        try:
+            claimed = self._sql.claim_all_or_none(keys, self._bot_id, now)
+            if claimed is None:  # some keys were new, some not: claim again, asking which
+                transaction.rollback()
+                transaction = self._connection.begin()
+                claimed = self._sql.claim(keys, self._bot_id, now)
+            fresh = [message for key, message in first.items() if key in claimed]
+            if fresh:
+                self._store_fresh(fresh, now)
+        except BaseException:
+            transaction.rollback()
+            raise
+        transaction.commit()
+        # Only ids a committed transaction saw reach the caches; they stay bounded.
+        if len(self._members) + len(self._new_members) > _CACHE_LIMIT:
+            self._members = {}
+        self._members.update(self._new_members)
+        if len(self._groups) + len(self._new_groups) > _CACHE_LIMIT:
+            self._groups = {}
+        self._groups.update(self._new_groups)
+        if len(self._seen) + len(self._new_seen) > _CACHE_LIMIT:
+            self._seen = {}
+        self._seen.update(self._new_seen)
+        return len(fresh)
+
+    def _store_fresh(self, fresh: list[ImportedMessage], now: Any) -> None:
+        """Groups, members, messages and first sightings of the newly claimed messages."""
+        groups = self._resolve_groups(fresh, now)
+        members = self._resolve_members(fresh, now)
+        rows: list[tuple[Any, ...]] = []
+        earliest: dict[tuple[int, int], datetime] = {}
+        for message in fresh:
+            group_id = groups[message.platform, message.chat_id]
+            member_id = members[message.platform, message.sender_id]
+            rows.append(
+                (
+                    message.platform,
+                    message.message_id,
+                    group_id,
+                    member_id,
+                    message.msg_type,
+                    message.text,
+                    self._time(message.sent_at),
+                    is_command(message.text),
+                )
+            )
+            pair = (group_id, member_id)
+            known = earliest.get(pair)
+            if known is None or message.sent_at < known:
+                earliest[pair] = message.sent_at
+        self._sql.insert_messages(rows)
+        # Record the earliest sighting of each member in each group, unless an earlier
+        # chunk already recorded one at least as early (files usually run forwards).
+        sooner = []
+        for pair, at in earliest.items():
+            known = self._seen.get(pair)
+            if known is None or at < known:
+                sooner.append((pair[0], pair[1], self._time(at)))
+                self._new_seen[pair] = at
+        self._sql.execute_many(
+            "INSERT INTO group_member (group_id, member_id, first_seen_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (group_id, member_id) DO UPDATE "
+            "SET first_seen_at = excluded.first_seen_at "
+            "WHERE excluded.first_seen_at < group_member.first_seen_at",
+            sooner,
+        )
+
+    def _resolve_groups(
+        self, messages: Iterable[ImportedMessage], now: Any
+    ) -> dict[tuple[str, str], int]:
+        """Upsert the chunk's groups the cache does not know as they are: the last name
+        given wins; a group only ever becomes ``full``, never back (as on the live path)."""
+        wanted: dict[tuple[str, str], tuple[str | None, str]] = {}
+        for message in messages:
+            key = (message.platform, message.chat_id)
+            name, source = wanted.get(key, (None, message.source))
+            wanted[key] = (
+                message.chat_name if message.chat_name is not None else name,
+                "full" if "full" in (source, message.source) else source,
+            )
+        ids: dict[tuple[str, str], int] = {}
+        stale: dict[tuple[str, str], tuple[str | None, str]] = {}
+        for key, (name, source) in wanted.items():
+            known = self._groups.get(key)
+            if (
+                known is None
+                or (name is not None and name != known[1])
+                or (source == "full" and known[2] != "full")
+            ):
+                stale[key] = (name, source)
+            else:
+                ids[key] = known[0]
+        if stale:
+            self._sql.execute_many(
+                "INSERT INTO chat_group (platform, chat_id, name, source, created_at) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (platform, chat_id) DO UPDATE "
+                "SET name = coalesce(excluded.name, chat_group.name), "
+                "source = CASE WHEN excluded.source = 'full' THEN 'full' "
+                "ELSE chat_group.source END "
+                "WHERE (excluded.name IS NOT NULL "
+                "AND (chat_group.name IS NULL OR chat_group.name <> excluded.name)) "
+                "OR (excluded.source = 'full' AND chat_group.source <> 'full')",
+                [(p, c, name, source, now) for (p, c), (name, source) in stale.items()],
+            )
+            for key, (group_id, name, source) in self._sql.rows(
+                "chat_group", "chat_id", "name, source", stale
+            ).items():
+                ids[key] = int(group_id)
+                self._new_groups[key] = (int(group_id), name, source)
+        return ids
+
+    def _resolve_members(
+        self, messages: Iterable[ImportedMessage], now: Any
+    ) -> dict[tuple[str, str], int]:
+        """Upsert the chunk's senders the cache does not know by that name: the last name
+        given wins, no name keeps the old one (as on the live path)."""
+        wanted: dict[tuple[str, str], str | None] = {}
+        for message in messages:
+            key = (message.platform, message.sender_id)
+            if message.sender_name is not None or key not in wanted:
+                wanted[key] = message.sender_name
+        ids: dict[tuple[str, str], int] = {}
+        stale: dict[tuple[str, str], str | None] = {}
+        for key, name in wanted.items():
+            known = self._members.get(key)
+            if known is None or (name is not None and name != known[1]):
+                stale[key] = name
+            else:
+                ids[key] = known[0]
+        if stale:
+            self._sql.execute_many(
+                "INSERT INTO member "
+                "(platform, user_id, display_name, opted_out, is_bot, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (platform, user_id) DO UPDATE "
+                "SET display_name = excluded.display_name "
+                "WHERE excluded.display_name IS NOT NULL "
+                "AND (member.display_name IS NULL OR member.display_name <> excluded.display_name)",
+                [(p, u, name, False, False, now) for (p, u), name in stale.items()],
+            )
+            for key, (member_id, name) in self._sql.rows(
+                "member", "user_id", "display_name", stale
+            ).items():
+                ids[key] = int(member_id)
+                self._new_members[key] = (int(member_id), name)
+        return ids
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def sqlite_time(moment: datetime) -> str:
+    """An aware time as SQLite stores it through :class:`storage.models.UTCDateTime`:
+    naive UTC text in SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff`` (a test holds the two
+    equal)."""
+    return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+def _by_platform(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for platform, value in keys:
+        grouped.setdefault(platform, []).append(value)
+    return grouped
+
+
+def _slices(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _BulkSql:
+    """The few statements whose fastest form differs between the two databases.
+
+    Statements are written with ``?`` placeholders; PostgreSQL's driver gets ``%s``.
+    Every call goes through :meth:`Connection.exec_driver_sql`, so it runs in the
+    connection's transaction and a driver error arrives as a SQLAlchemy error.
+    """
+
+    placeholder = "?"
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def restore(self) -> None:
+        """Undo any per-connection setting made for the import."""
+
+    def sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+    def execute_many(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self.connection.exec_driver_sql(self.sql(statement), rows)
+
+    def claim(self, keys: list[tuple[str, str]], bot_id: str, now: Any) -> set[tuple[str, str]]:
+        """Insert ``(platform, event_key)`` into ``inbound_event``; return the new ones."""
+        raise NotImplementedError
+
+    def claim_all_or_none(
+        self, keys: list[tuple[str, str]], bot_id: str, now: Any
+    ) -> set[tuple[str, str]] | None:
+        """Like :meth:`claim` where that is cheaper when all keys or none are new (a first
+        import, a re-run); ``None`` when only some were new: then roll back and claim."""
+        return self.claim(keys, bot_id, now)
+
+    def insert_messages(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert message rows (platform, id, group, member, type, text, time, command)."""
+        raise NotImplementedError
+
+    def rows(
+        self, table: str, column: str, extra: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[Any, ...]]:
+        """``(platform, value) → (id, *extra)`` of ``table`` rows keyed by
+        ``(platform, column)``."""
+        raise NotImplementedError
+
+
+_SQLITE_CLAIM = (
+    "INSERT INTO inbound_event (platform, event_key, bot_id, received_at) VALUES {rows} "
+    "ON CONFLICT DO NOTHING RETURNING platform, event_key"
+)
+
+
+class _SqliteBulk(_BulkSql):
+    """SQLite: ``executemany`` with a page cache big enough for the indexes a long import
+    keeps updating (the default 2 MiB makes a million-row import wait on reads and
+    rewrite the same index pages chunk after chunk). The cache is memory, not
+    durability: WAL and ``synchronous`` stay as :func:`storage.db.make_engine` set them."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self._cache_size = connection.exec_driver_sql("PRAGMA cache_size").scalar_one()
+        connection.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_IMPORT_CACHE_KIB}")
+        connection.commit()
+
+    def restore(self) -> None:
+        self.connection.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache_size)}")
+        self.connection.commit()
+
+    def claim_all_or_none(
+        self, keys: list[tuple[str, str]], bot_id: str, now: Any
+    ) -> set[tuple[str, str]] | None:
+        # executemany cannot return rows, but its row count says how many were new.
+        # In key order, each page of the unique index is visited once per chunk.
+        result = self.connection.exec_driver_sql(
+            "INSERT INTO inbound_event (platform, event_key, bot_id, received_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(platform, key, bot_id, now) for platform, key in sorted(keys)],
+        )
+        if result.rowcount == len(keys):
+            return set(keys)
+        return set() if result.rowcount == 0 else None
+
+    def claim(self, keys: list[tuple[str, str]], bot_id: str, now: Any) -> set[tuple[str, str]]:
+        claimed: set[tuple[str, str]] = set()
+        for part in _slices(keys, _SQLITE_ROWS_PER_STATEMENT):
+            rows = ", ".join(["(?, ?, ?, ?)"] * len(part))
+            statement = _SQLITE_CLAIM.format(rows=rows)
+            values = [value for platform, key in part for value in (platform, key, bot_id, now)]
+            result = self.connection.exec_driver_sql(statement, tuple(values))
+            claimed.update((row[0], row[1]) for row in result)
+        return claimed
+
+    def insert_messages(self, rows: list[tuple[Any, ...]]) -> None:
+        self.execute_many(
+            "INSERT INTO message (platform, platform_msg_id, group_id, member_id, msg_type, "
+            "text, sent_at, is_command) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+    def rows(
+        self, table: str, column: str, extra: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[Any, ...]]:
+        found: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for platform, values in _by_platform(keys).items():
+            for part in _slices(values, _SQLITE_KEYS_PER_QUERY):
+                statement = (
+                    f"SELECT {column}, id, {extra} FROM {table} WHERE platform = ? "  # noqa: S608 - our table names
+                    f"AND {column} IN ({', '.join(['?'] * len(part))})"
+                )
+                for row in self.connection.exec_driver_sql(statement, (platform, *part)):
+                    found[platform, row[0]] = tuple(row[1:])
+        return found
+
+
+class _PostgresBulk(_BulkSql):
+    placeholder = "%s"
+
+    def claim(self, keys: list[tuple[str, str]], bot_id: str, now: Any) -> set[tuple[str, str]]:
+        platforms, event_keys = (list(column) for column in zip(*keys, strict=True))
+        result = self.connection.exec_driver_sql(
+            "INSERT INTO inbound_event (platform, event_key, bot_id, received_at) "
+            "SELECT t.platform, t.event_key, %s, %s "
+            "FROM unnest(%s::varchar[], %s::varchar[]) AS t(platform, event_key) "
+            "ON CONFLICT DO NOTHING RETURNING platform, event_key",
+            (bot_id, now, platforms, event_keys),
+        )
+        return {(row[0], row[1]) for row in result}
+
+    def insert_messages(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        self.connection.exec_driver_sql(
+            "INSERT INTO message (platform, platform_msg_id, group_id, member_id, msg_type, "
+            "text, sent_at, is_command) "
+            "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::integer[], %s::integer[], "
+            "%s::varchar[], %s::text[], %s::timestamp[], %s::boolean[]) "
+            "ON CONFLICT DO NOTHING",
+            columns,
+        )
+
+    def rows(
+        self, table: str, column: str, extra: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[Any, ...]]:
+        found: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for platform, values in _by_platform(keys).items():
+            result = self.connection.exec_driver_sql(
+                f"SELECT {column}, id, {extra} FROM {table} "  # noqa: S608 - our table names
+                f"WHERE platform = %s AND {column} = ANY(%s)",
+                (platform, values),
+            )
+            for row in result:
+                found[platform, row[0]] = tuple(row[1:])
+        return found
