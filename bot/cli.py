@@ -539,11 +539,9 @@ def _wecom_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 def _sentiment(args: argparse.Namespace, settings: Settings) -> int:
     from bot.sentiment import rescore
-    from storage.db import make_engine, upgrade
     from storage.queries import AmbiguousGroup, find_group
 
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)
+    engine = _open_database(settings)
     try:
         group_id = None
         if args.group:
@@ -576,7 +574,6 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
 
     from analytics.periods import PeriodError, explicit_period, resolve_period
     from handlers.stats import StatsOptions, UnknownMetric, collect_stats, parse_metrics
-    from storage.db import make_engine, upgrade
     from storage.queries import AmbiguousGroup, GroupRecord, find_group
 
     try:
@@ -596,8 +593,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     except PeriodError as error:
         raise UsageError(f"--period: {error}") from None
 
-    engine = make_engine(settings.storage.url)
-    upgrade(engine)  # one query when the database is current
+    engine = _open_database(settings)
     try:
         wanted_groups = (
             _operator_groups(settings, args.operator)
@@ -716,7 +712,7 @@ def _open_database(settings: Settings) -> Any:
 
     engine = make_engine(settings.storage.url)
     try:
-        upgrade(engine)  # idempotent; the audit log needs its table
+        upgrade(engine)  # idempotent, and one query when the database is current
     except SQLAlchemyError as error:
         engine.dispose()
         raise UsageError(
