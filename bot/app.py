@@ -24,7 +24,7 @@ from bot.replies import build_reply_channels
 from bot.scheduler import JobScheduler, runner_id
 from bot.senders import SlidingWindowLimiter, build_senders
 from bot.senders.ratelimit import Sleep
-from bot.sentiment import Scored, SentimentWorker
+from bot.sentiment import Scored, SentimentWorker, preload_scorer, stop_scorer
 from bot.server import create_web_app
 from bot.telemetry import Telemetry
 from config import Settings, redact_url
@@ -290,13 +290,19 @@ def serve(settings: Settings, *, extend: Callable[[web.Application], None] | Non
         extend(service.web_app)
     for line in describe_bots(service):
         log.info("%s", line)
+    # A server runs for days: load the sentiment model (in its own process) now, while
+    # nothing is waiting for it, rather than when the first batch of messages arrives.
+    preload_scorer()
     log.info("listening on http://%s:%d", settings.server.host, settings.server.port)
-    web.run_app(
-        service.web_app,
-        host=settings.server.host,
-        port=settings.server.port,
-        print=None,
-        access_log=None,
-        handle_signals=True,
-    )
+    try:
+        web.run_app(
+            service.web_app,
+            host=settings.server.host,
+            port=settings.server.port,
+            print=None,
+            access_log=None,
+            handle_signals=True,
+        )
+    finally:
+        stop_scorer()
     log.info("stopped")

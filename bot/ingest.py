@@ -10,10 +10,9 @@ acknowledged before it is committed, and the event loop never blocks on the data
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from bot.events import Event
 from bot.telemetry import Telemetry
@@ -21,13 +20,7 @@ from storage.ingest import EventStore, Stored
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(slots=True)
-class _Pending:
-    events: Sequence[Event]
-    done: asyncio.Future[list[Stored]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+_Pending = tuple[Sequence[Event], "asyncio.Future[list[Stored]]"]
 
 
 class GroupCommitWriter:
@@ -37,6 +30,10 @@ class GroupCommitWriter:
         store: the synchronous writer (runs on a worker thread).
         max_batch: most callbacks per transaction.
         max_delay: longest a callback waits for others to join its transaction (s).
+
+    One transaction runs at a time; callbacks arriving meanwhile queue up and form the
+    next batch, so under load batches grow by themselves. Waiting costs one timer per
+    batch, not one per callback.
     """
 
     def __init__(
@@ -51,66 +48,87 @@ class GroupCommitWriter:
         self._telemetry = telemetry
         self._max_batch = max_batch
         self._max_delay = max_delay
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._pending: deque[_Pending] = deque()
+        #: Resolved when the writer should look at the queue (first arrival, full batch).
+        self._wake: asyncio.Future[None] | None = None
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="qunpulse-group-commit")
 
     async def stop(self) -> None:
         """Finish what is queued, then stop."""
         if self._task is None:
             return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        self._stopping = True
+        self._poke()
+        try:
             await self._task
-        self._task = None
+        finally:
+            self._task = None
+            while self._pending:  # arrived after the last batch: refuse, do not hang
+                _, done = self._pending.popleft()
+                if not done.done():
+                    done.set_exception(StorageUnavailable("the server is stopping"))
 
     async def submit(self, events: Sequence[Event]) -> list[Stored]:
         """Store ``events`` (one callback's) and return what became of each.
 
         Raises:
             RuntimeError: the writer is not running.
-            sqlalchemy.exc.SQLAlchemyError: the database refused them; nothing was stored.
+            StorageUnavailable: the database refused them; nothing was stored.
         """
         if self._task is None:
             raise RuntimeError("GroupCommitWriter.submit() before start()")
         if not events:
             return []
-        pending = _Pending(events)
-        await self._queue.put(pending)
-        return await pending.done
+        done: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
+        self._pending.append((events, done))
+        if len(self._pending) == 1 or len(self._pending) >= self._max_batch:
+            self._poke()
+        return await done
+
+    def _poke(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _wait(self, delay: float | None) -> None:
+        """Sleep until poked, or until ``delay`` seconds passed (if given)."""
+        loop = asyncio.get_running_loop()
+        self._wake = loop.create_future()
+        timer = None if delay is None else loop.call_later(delay, self._poke)
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self._max_delay
-            while len(batch) < self._max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
-                    break
-            try:
-                await self._commit(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+            if not self._pending:
+                if self._stopping:
+                    return
+                await self._wait(None)
+                continue
+            if len(self._pending) < self._max_batch and not self._stopping:
+                await self._wait(self._max_delay)  # let others join this transaction
+            count = min(len(self._pending), self._max_batch)
+            await self._commit([self._pending.popleft() for _ in range(count)])
 
     async def _commit(self, batch: list[_Pending]) -> None:
         self._telemetry.ingest_batch_size.observe(len(batch))
         try:
-            results = await asyncio.to_thread(self._store.store, [p.events for p in batch])
+            results = await asyncio.to_thread(self._store.store, [events for events, _ in batch])
         except Exception:
             if len(batch) == 1:
                 log.exception("storing a callback failed; the platform will retry it")
                 self._telemetry.ingest_failures.inc()
-                if not batch[0].done.done():  # the callback may have given up already
-                    batch[0].done.set_exception(
+                done = batch[0][1]
+                if not done.done():  # the callback may have given up already
+                    done.set_exception(
                         StorageUnavailable("the database did not take this callback")
                     )
                 return
@@ -118,9 +136,9 @@ class GroupCommitWriter:
             for pending in batch:
                 await self._commit([pending])
             return
-        for pending, result in zip(batch, results, strict=True):
-            if not pending.done.done():
-                pending.done.set_result(result)
+        for (_, done), result in zip(batch, results, strict=True):
+            if not done.done():
+                done.set_result(result)
 
 
 class StorageUnavailable(Exception):

@@ -1,11 +1,22 @@
 """The background sentiment scorer: SnowNLP off the request path, in batches.
 
 Callbacks store messages and answer at once; this worker finds text messages without a
-score (``sentiment IS NULL``), scores them in a worker thread (SnowNLP is CPU-bound and
-would block the event loop), stores the scores and then calls its listeners with the
-newly scored messages, which is where alerting hooks in::
+score (``sentiment IS NULL``), scores them (and cuts their words), stores the scores and
+then calls its listeners with the newly scored messages, which is where alerting hooks
+in::
 
     worker.listeners.append(my_async_callback)   # async def cb(scored: list[Scored]) -> None
+
+The work runs in a separate process (one worker of a ``spawn`` process pool), not in a
+thread: SnowNLP and jieba are pure Python and load for seconds, and even the reading and
+writing of a batch through SQLAlchemy is Python that would hold the GIL the server's
+event loop needs. That process reads the batch with its own engine, scores it, writes
+the scores and sends the scored messages back; the server only awaits them and tells the
+listeners. One scoring process serves every worker of a process (it keeps an engine per
+database); it loads the sentiment model once, when it starts: at the first batch, or at
+once for ``qunpulse serve`` (:func:`preload_scorer`). It ignores SIGINT and SIGTERM (the
+server stops it in order, :func:`stop_scorer`, or at interpreter exit) and exits by
+itself if the server dies.
 
 It walks the primary key from where it left off and looks back ``LOOKBACK`` ids on every
 pass, because on PostgreSQL a transaction holding a smaller id can commit after a larger
@@ -18,10 +29,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, bindparam, or_, select, update
 
@@ -34,6 +52,7 @@ from storage.models import Message
 log = logging.getLogger(__name__)
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 LOOKBACK = 1000
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +171,8 @@ class SentimentWorker:
     """Scores newly stored messages in the background while the server runs."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
-        self._engine = engine
+        # The scoring process opens its own engine on the same database.
+        self._url = engine.url.render_as_string(hide_password=False)
         self._batch = settings.sentiment.batch_size
         self._interval = settings.sentiment.interval_seconds
         self._min_chars = settings.sentiment.min_chinese_chars
@@ -168,7 +188,10 @@ class SentimentWorker:
         self._task = asyncio.create_task(self._run(), name="sentiment-worker")
 
     async def stop(self) -> None:
-        """Finish the batch in hand (a thread cannot be cancelled), then stop."""
+        """Finish the batch in hand (the scoring process is not interrupted), then stop.
+
+        The scoring process is the process's, not this worker's: :func:`stop_scorer`.
+        """
         if self._task is not None:
             self._stopping = True
             self._wake.set()
@@ -180,14 +203,14 @@ class SentimentWorker:
         self._wake.set()
 
     async def run_once(self) -> list[Scored]:
-        """Score one batch (in a worker thread), then tell the listeners."""
-        scored = await asyncio.to_thread(
-            score_batch,
-            self._engine,
-            after_id=max(0, self._cursor - LOOKBACK),
-            limit=self._batch,
-            min_chinese_chars=self._min_chars,
-            text=self._text,
+        """Score one batch (in the scoring process), then tell the listeners."""
+        scored = await _in_scorer(
+            _score_next,
+            self._url,
+            max(0, self._cursor - LOOKBACK),
+            self._batch,
+            self._min_chars,
+            self._text,
         )
         if scored:
             self._cursor = max(self._cursor, scored[-1].message_id)
@@ -201,7 +224,8 @@ class SentimentWorker:
         return scored
 
     async def _run(self) -> None:
-        # The first pass waits one interval (or a wake()), so that start-up stays quick.
+        # The first pass waits one interval (or a wake()), so that a short-lived service
+        # (a test, a demo) does not start the scoring process for nothing.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._interval)
         while not self._stopping:
@@ -214,3 +238,106 @@ class SentimentWorker:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._interval)
+
+
+# --- the scoring process ----------------------------------------------------------------
+
+_scorer: ProcessPoolExecutor | None = None
+_scorer_lock = threading.Lock()
+
+
+def _scorer_pool() -> ProcessPoolExecutor:
+    global _scorer
+    with _scorer_lock:
+        if _scorer is None:
+            _scorer = ProcessPoolExecutor(
+                max_workers=1,
+                # spawn, not fork: forking a process that runs an event loop and threads
+                # is unsafe, and the scorer need not inherit the server's memory.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_scorer,
+            )
+        return _scorer
+
+
+def preload_scorer() -> None:
+    """Start the scoring process (and its model load) now rather than at the first batch."""
+    _scorer_pool().submit(_ready)
+
+
+async def _in_scorer(function: Callable[..., _T], *args: object) -> _T:
+    """Run ``function(*args)`` in the scoring process.
+
+    Raises:
+        concurrent.futures.process.BrokenProcessPool: the scoring process died (killed,
+            out of memory); the next call starts a new one.
+    """
+    global _scorer
+    pool = _scorer_pool()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+    except BrokenProcessPool:
+        with _scorer_lock:
+            if _scorer is pool:
+                _scorer = None
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+
+
+def stop_scorer() -> None:
+    """Stop the scoring process, if it runs (waits for a model load in progress)."""
+    global _scorer
+    with _scorer_lock:
+        pool, _scorer = _scorer, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_scorer() -> None:
+    """Initialise the scoring process: signals, a watch on the parent, the model."""
+    # Ctrl-C reaches the whole process group, and a service manager may send SIGTERM to
+    # every process of the service: the server stops this one in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(
+            target=_exit_with, args=(parent.sentinel,), name="parent-watch", daemon=True
+        ).start()
+    score("模型加载一次", 1)  # SnowNLP's model, once, before the first batch
+
+
+#: The scoring process's engines by database URL, newest last (a test session makes many).
+_ENGINES: dict[str, Engine] = {}
+_MAX_ENGINES = 4
+
+
+def _score_next(
+    url: str, after_id: int, limit: int, min_chinese_chars: int, text: TextConfig
+) -> list[Scored]:
+    """:func:`score_batch` in the scoring process, on its own engine for ``url``."""
+    engine = _ENGINES.pop(url, None)
+    if engine is None:
+        from sqlalchemy.pool import NullPool
+
+        from storage.db import make_engine
+
+        # SQLite files are opened per batch (cheap), so that none stays open.
+        extra = {"poolclass": NullPool} if url.startswith("sqlite") else {}
+        engine = make_engine(url, **extra)
+    _ENGINES[url] = engine
+    while len(_ENGINES) > _MAX_ENGINES:
+        _ENGINES.pop(next(iter(_ENGINES))).dispose()
+    return score_batch(
+        engine, after_id=after_id, limit=limit, min_chinese_chars=min_chinese_chars, text=text
+    )
+
+
+def _ready() -> bool:
+    return True
+
+
+def _exit_with(sentinel: int) -> None:
+    """Leave at once when the server is gone (killed: it could not stop us in order)."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)

@@ -8,18 +8,25 @@ cannot.
 Writes are set-based: a batch of any size costs a handful of multi-row statements
 (``INSERT … ON CONFLICT DO NOTHING RETURNING``), not a few statements per event, which is
 what lets the group-commit writer keep up with thousands of callbacks a second.
+
+The four hot statements (:class:`_BulkInsert`) are plain SQL handed to the driver, with
+each value bound through its column's own SQLAlchemy type, so what reaches the database
+is what an ORM insert would send. On PostgreSQL each is one short, fixed statement over
+arrays (``INSERT … SELECT * FROM unnest(%s::text[], …)``): psycopg prepares it once and
+neither psycopg nor the server parses it again, whatever the batch size. On SQLite it is
+a multi-row ``VALUES`` list (SQLite parses that in C, and keeps the prepared statements).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select, tuple_
-from sqlalchemy.engine import Connection
+from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, Table, select
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 
 from bot.events import (
@@ -84,6 +91,7 @@ class EventStore:
     def __init__(self, engine: Engine, *, cache_ttl: float = 600.0) -> None:
         self._engine = engine
         self._cache_ttl = cache_ttl
+        self._sql = _Statements(engine.dialect)
         self._caches = _Caches({}, {}, {})
         self._cached_since = time.monotonic()
 
@@ -111,7 +119,7 @@ class EventStore:
         overlay = _Caches({}, {}, {})
         try:
             with self._engine.begin() as connection:
-                results = _Writer(connection, self._caches, overlay).store(batches)
+                results = _Writer(connection, self._sql, self._caches, overlay).store(batches)
         except IntegrityError:
             # A cached id may point at a row that another process deleted (`qunpulse
             # member forget --purge` runs beside `serve`): drop every cached id and try
@@ -121,7 +129,7 @@ class EventStore:
             self.forget_cached_ids()
             overlay = _Caches({}, {}, {})
             with self._engine.begin() as connection:
-                results = _Writer(connection, self._caches, overlay).store(batches)
+                results = _Writer(connection, self._sql, self._caches, overlay).store(batches)
         # Only what a committed transaction wrote reaches the caches.
         self._caches.groups.update(overlay.groups)
         self._caches.members.update(overlay.members)
@@ -130,8 +138,11 @@ class EventStore:
 
 
 class _Writer:
-    def __init__(self, connection: Connection, committed: _Caches, overlay: _Caches) -> None:
+    def __init__(
+        self, connection: Connection, sql: _Statements, committed: _Caches, overlay: _Caches
+    ) -> None:
         self.connection = connection
+        self.sql = sql
         self.committed = committed
         self.overlay = overlay
         self.now = utc_now()
@@ -157,13 +168,6 @@ class _Writer:
         flags = iter(index in new for index in range(len(events)))
         return [[Stored(event, next(flags)) for event in batch] for batch in batches]
 
-    def _execute_many(self, statement: Any, rows: list[dict[str, Any]]) -> list[Any]:
-        """Run an ``INSERT … RETURNING`` for many rows (SQLAlchemy's insertmanyvalues
-        batches them into multi-row statements and caches the compiled form)."""
-        if not rows:
-            return []
-        return list(self.connection.execute(statement, rows))
-
     def _claim(self, events: list[Event]) -> set[int]:
         """Insert every event's key; return the positions of events seen for the first time.
 
@@ -173,20 +177,10 @@ class _Writer:
         for index, event in enumerate(events):
             first.setdefault((event.platform, event.dedupe_key), index)
         rows = [
-            {
-                "platform": platform,
-                "event_key": key,
-                "bot_id": events[index].bot_id,
-                "received_at": self.now,
-            }
+            (platform, key, events[index].bot_id, self.now)
             for (platform, key), index in first.items()
         ]
-        statement = (
-            insert_for(self.connection, _INBOUND)
-            .on_conflict_do_nothing()
-            .returning(_INBOUND.c.platform, _INBOUND.c.event_key)
-        )
-        inserted = {(r.platform, r.event_key) for r in self._execute_many(statement, rows)}
+        inserted = {(r[0], r[1]) for r in self.sql.claim.run(self.connection, rows)}
         return {index for key, index in first.items() if key in inserted}
 
     def _store_messages(self, events: list[MessageEvent]) -> None:
@@ -198,26 +192,21 @@ class _Writer:
                 continue  # private chats with the bot are commands, not group activity
             group_id = self._group_id(event.platform, event.chat, event.source)
             rows.append(
-                {
-                    "platform": event.platform,
-                    "platform_msg_id": event.message_id,
-                    "group_id": group_id,
-                    "member_id": member_id,
-                    "msg_type": event.msg_type,
-                    "text": event.text,
-                    "sent_at": event.sent_at,
-                    "is_command": is_command(event.text),
-                }
+                (
+                    event.platform,
+                    event.message_id,
+                    group_id,
+                    member_id,
+                    event.msg_type,
+                    event.text,
+                    event.sent_at,
+                    is_command(event.text),
+                )
             )
             appearances.append(
                 (event.platform, event.message_id, group_id, member_id, event.sent_at)
             )
-        statement = (
-            insert_for(self.connection, _MESSAGE)
-            .on_conflict_do_nothing()
-            .returning(_MESSAGE.c.platform, _MESSAGE.c.platform_msg_id)
-        )
-        inserted = {(r.platform, r.platform_msg_id) for r in self._execute_many(statement, rows)}
+        inserted = {(r[0], r[1]) for r in self.sql.messages.run(self.connection, rows)}
         self._seen_in_groups(
             (group, member, at)
             for platform, msg, group, member, at in appearances
@@ -264,29 +253,11 @@ class _Writer:
                 earliest[pair] = at
         if not earliest:
             return
-        rows = [
-            {"group_id": g, "member_id": m, "first_seen_at": at} for (g, m), at in earliest.items()
-        ]
-        insert = insert_for(self.connection, _GROUP_MEMBER)
-        sooner = case(
-            (
-                insert.excluded.first_seen_at < _GROUP_MEMBER.c.first_seen_at,
-                insert.excluded.first_seen_at,
-            ),
-            else_=_GROUP_MEMBER.c.first_seen_at,
-        )
-        self.connection.execute(
-            insert.on_conflict_do_update(
-                index_elements=["group_id", "member_id"], set_={"first_seen_at": sooner}
-            ),
-            rows,
-        )
-        # Another process may know an earlier time; reading it back keeps the cache true.
-        query = select(
-            _GROUP_MEMBER.c.group_id, _GROUP_MEMBER.c.member_id, _GROUP_MEMBER.c.first_seen_at
-        ).where(tuple_(_GROUP_MEMBER.c.group_id, _GROUP_MEMBER.c.member_id).in_(list(earliest)))
-        for row in self.connection.execute(query):
-            self.overlay.seen[(row.group_id, row.member_id)] = row.first_seen_at
+        rows = [(g, m, at) for (g, m), at in earliest.items()]
+        # Another process may know an earlier time: the upsert keeps the earlier one and
+        # RETURNING reads back what is stored, which keeps the cache true.
+        for group_id, member_id, first_seen_at in self.sql.seen.run(self.connection, rows):
+            self.overlay.seen[(group_id, member_id)] = first_seen_at
 
     def _group_id(self, platform: PlatformName, chat: Chat, source: str | None) -> int:
         key = (platform, chat.chat_id)
@@ -337,26 +308,12 @@ class _Writer:
                 wanted[key] = person
         if not wanted:
             return
-        insert = insert_for(self.connection, _MEMBER)
-        statement = insert.on_conflict_do_update(
-            index_elements=["platform", "user_id"],
-            set_={
-                "display_name": func.coalesce(insert.excluded.display_name, _MEMBER.c.display_name)
-            },
-        ).returning(_MEMBER.c.id, _MEMBER.c.platform, _MEMBER.c.user_id, _MEMBER.c.display_name)
         rows = [
-            {
-                "platform": platform,
-                "user_id": user_id,
-                "display_name": person.name,
-                "is_bot": person.is_bot,
-                "opted_out": False,
-                "created_at": self.now,
-            }
+            (platform, user_id, person.name, False, person.is_bot, self.now)
             for (platform, user_id), person in wanted.items()
         ]
-        for row in self._execute_many(statement, rows):
-            self.overlay.members[(row.platform, row.user_id)] = (row.id, row.display_name)
+        for member_id, platform, user_id, name in self.sql.members.run(self.connection, rows):
+            self.overlay.members[(platform, user_id)] = (member_id, name)
 
     def _member_id(self, platform: PlatformName, person: Person) -> int:
         key = (platform, person.user_id)
@@ -369,3 +326,154 @@ class _Writer:
 def is_command(text: str | None) -> bool:
     """Whether a message is a command to the bot (starts with ``/`` or ``／``)."""
     return text is not None and text.lstrip().startswith(COMMAND_PREFIXES)
+
+
+# --- the hot statements as plain SQL ------------------------------------------------------
+
+#: PostgreSQL array types by SQLAlchemy type; strings go as ``text[]`` and are cast to
+#: the column's ``varchar(n)`` on assignment, which refuses (not cuts) a value too long.
+_PG_ARRAYS: tuple[tuple[type[Any], str], ...] = (
+    (Boolean, "boolean[]"),
+    (DateTime, "timestamp[]"),
+    (Float, "float8[]"),
+    (Integer, "bigint[]"),
+    (String, "text[]"),
+)
+#: Rows per statement on SQLite (its limit on bound parameters is 32,766).
+_SQLITE_ROWS = 500
+
+_Processor = Callable[[Any], Any]
+
+
+class _BulkInsert:
+    """``INSERT INTO table (columns) … <tail>`` for many rows, as SQL for the driver.
+
+    Args:
+        dialect: the engine's dialect.
+        table: the table.
+        columns: the inserted columns, in the order of each row's values.
+        tail: what follows the values (``ON CONFLICT …`` and ``RETURNING …``).
+        returning: the columns ``tail`` returns (their values come back through their
+            types' result processors, as from a SQLAlchemy query).
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        table: Table,
+        columns: Sequence[str],
+        tail: str,
+        returning: Sequence[str] = (),
+    ) -> None:
+        self._dialect = dialect.name
+        self._binds: list[tuple[int, _Processor]] = []
+        for index, name in enumerate(columns):
+            processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self._binds.append((index, processor))
+        self._results: list[tuple[int, _Processor]] = []
+        for index, name in enumerate(returning):
+            processor = table.c[name].type.dialect_impl(dialect).result_processor(dialect, None)
+            if processor is not None:
+                self._results.append((index, processor))
+        head = f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        if dialect.name == "postgresql":
+            arrays = ", ".join(f"%s::{_pg_array(table.c[name].type)}" for name in columns)
+            # Names come from our own tables, never from input.
+            self._pg_sql = f"{head}SELECT * FROM unnest({arrays}) {tail}"  # noqa: S608
+        elif dialect.name == "sqlite":
+            self._head, self._tail = head, tail
+            self._group = "(" + ", ".join("?" for _ in columns) + ")"
+            self._sqlite_sql: dict[int, str] = {}
+        else:
+            raise NotImplementedError(
+                f"qunpulse supports SQLite and PostgreSQL, not {dialect.name}"
+            )
+
+    def run(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """Insert ``rows`` (tuples in column order); return the ``RETURNING`` rows."""
+        if not rows:
+            return []
+        bound = [list(row) for row in rows]
+        for index, processor in self._binds:
+            for row in bound:
+                row[index] = processor(row[index])
+        if self._dialect == "postgresql":
+            columns = [list(values) for values in zip(*bound, strict=True)]
+            returned = [tuple(r) for r in connection.exec_driver_sql(self._pg_sql, tuple(columns))]
+        else:
+            returned = []
+            for start in range(0, len(bound), _SQLITE_ROWS):
+                chunk = bound[start : start + _SQLITE_ROWS]
+                flat = tuple(value for row in chunk for value in row)
+                result = connection.exec_driver_sql(self._sqlite(len(chunk)), flat)
+                returned += [tuple(r) for r in result]
+        if self._results and returned:
+            mutable = [list(row) for row in returned]
+            for index, processor in self._results:
+                for row in mutable:
+                    row[index] = processor(row[index])
+            returned = [tuple(row) for row in mutable]
+        return returned
+
+    def _sqlite(self, count: int) -> str:
+        sql = self._sqlite_sql.get(count)
+        if sql is None:
+            sql = f"{self._head}VALUES {', '.join([self._group] * count)} {self._tail}"
+            self._sqlite_sql[count] = sql
+        return sql
+
+
+def _pg_array(sql_type: Any) -> str:
+    impl = getattr(sql_type, "impl_instance", sql_type)  # a TypeDecorator's own type
+    for kind, array in _PG_ARRAYS:
+        if isinstance(impl, kind):
+            return array
+    raise NotImplementedError(f"no PostgreSQL array type for {sql_type!r}")
+
+
+class _Statements:
+    """The writer's hot statements for one dialect (built once per :class:`EventStore`)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.claim = _BulkInsert(
+            dialect,
+            _INBOUND,
+            ("platform", "event_key", "bot_id", "received_at"),
+            "ON CONFLICT DO NOTHING RETURNING platform, event_key",
+        )
+        self.members = _BulkInsert(
+            dialect,
+            _MEMBER,
+            ("platform", "user_id", "display_name", "opted_out", "is_bot", "created_at"),
+            "ON CONFLICT (platform, user_id) DO UPDATE SET display_name = "
+            "coalesce(excluded.display_name, member.display_name) "
+            "RETURNING id, platform, user_id, display_name",
+        )
+        self.messages = _BulkInsert(
+            dialect,
+            _MESSAGE,
+            (
+                "platform",
+                "platform_msg_id",
+                "group_id",
+                "member_id",
+                "msg_type",
+                "text",
+                "sent_at",
+                "is_command",
+            ),
+            "ON CONFLICT DO NOTHING RETURNING platform, platform_msg_id",
+        )
+        #: The earliest time each member was seen in each group: the upsert keeps the
+        #: earlier of the stored and the new time.
+        self.seen = _BulkInsert(
+            dialect,
+            _GROUP_MEMBER,
+            ("group_id", "member_id", "first_seen_at"),
+            "ON CONFLICT (group_id, member_id) DO UPDATE SET first_seen_at = CASE WHEN "
+            "excluded.first_seen_at < group_member.first_seen_at THEN excluded.first_seen_at "
+            "ELSE group_member.first_seen_at END "
+            "RETURNING group_id, member_id, first_seen_at",
+            returning=("group_id", "member_id", "first_seen_at"),
+        )

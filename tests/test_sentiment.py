@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import marshal
+import multiprocessing
+import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -211,3 +215,72 @@ async def test_the_scorer_stores_each_texts_words_and_stats_counts_them_without_
         assert top_words_in_a_fresh_process() == (words, False)
     finally:
         engine.dispose()
+
+
+def _scoring_processes() -> list[int]:
+    return [child.pid for child in multiprocessing.active_children() if child.pid is not None]
+
+
+async def test_scoring_runs_in_its_own_process_and_survives_its_death(
+    server: RunningServer,
+) -> None:
+    """SnowNLP never runs under the server's GIL; a killed scorer is replaced."""
+    double = WeComAiBotDouble(server.callback_url("wecom-bot"), WECOM_TOKEN, WECOM_AES_KEY)
+    seen: list[Scored] = []
+
+    async def listener(scored: list[Scored]) -> None:
+        seen.extend(scored)
+
+    async def scored(text: str) -> None:
+        deadline = time.monotonic() + 60
+        while not any(s.text == text for s in seen):
+            assert time.monotonic() < deadline, f"{text!r} was never scored"
+            server.service.sentiment.wake()
+            await asyncio.sleep(0.1)
+
+    server.service.sentiment.listeners.append(listener)
+    first = "产品很好用，非常满意"
+    assert (await double.deliver(double.group_text("p1", GROUP, "amy", first))).status_code == 200
+    await scored(first)
+    [pid] = _scoring_processes()
+    assert pid != os.getpid()
+
+    os.kill(pid, signal.SIGKILL)
+    second = "太差了，我要投诉退款"
+    assert (await double.deliver(double.group_text("p2", GROUP, "ben", second))).status_code == 200
+    await scored(second)
+    assert [s.sentiment <= 0.3 for s in seen] == [False, True]
+    assert _scoring_processes() != [pid]
+
+
+def test_the_scoring_process_leaves_when_its_server_is_killed(tmp_path: Path) -> None:
+    script = (
+        "import multiprocessing, os, signal, sys\n"
+        "from bot.sentiment import preload_scorer\n"
+        "preload_scorer()\n"
+        "[child] = multiprocessing.active_children()\n"
+        "print(child.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = subprocess.run(  # noqa: S603 - our own module, a fixed script
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    pid = int(result.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while _alive(pid):
+        assert time.monotonic() < deadline, "the scoring process outlived its server"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent (gone) could reap it

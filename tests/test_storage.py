@@ -115,6 +115,47 @@ def test_message_ids_are_unique_in_the_schema_itself(engine: Engine) -> None:
         connection.execute(insert(Message), [duplicate])
 
 
+def test_the_writer_binds_every_value_as_a_sqlalchemy_insert_would(engine: Engine) -> None:
+    """The writer sends plain SQL; what it stores must equal, byte for byte, what an ORM
+    insert of the same values stores (regression: a whole-second time lost its
+    ``.000000`` on SQLite, which broke string comparisons of times)."""
+    EventStore(engine).store([[message("m1", "alice", T0, text="/stats")]])
+    copies = {
+        "message": ("platform_msg_id", "m1", "m1-core"),
+        "member": ("user_id", "alice", "alice-core"),
+        "inbound_event": ("event_key", "msg:m1", "msg:m1-core"),
+    }
+    with engine.begin() as connection:
+        for name, (key, value, copy) in copies.items():
+            table = SQLModel.metadata.tables[name]
+            row = connection.execute(select(table).where(table.c[key] == value)).one()
+            values = {k: v for k, v in row._mapping.items() if k != "id"}
+            connection.execute(insert(table), [{**values, key: copy}])
+        seen = SQLModel.metadata.tables["group_member"]
+        [(group_id, first_seen)] = connection.execute(
+            select(seen.c.group_id, seen.c.first_seen_at)
+        ).all()
+        copied_member = connection.execute(
+            select(SQLModel.metadata.tables["member"].c.id).where(
+                SQLModel.metadata.tables["member"].c.user_id == "alice-core"
+            )
+        ).scalar_one()
+        connection.execute(
+            insert(seen),
+            [{"group_id": group_id, "member_id": copied_member, "first_seen_at": first_seen}],
+        )
+        raw = {
+            name: connection.exec_driver_sql(f"SELECT * FROM {name}").all()  # noqa: S608
+            for name in (*copies, "group_member")
+        }
+    for name, (key, _, _) in copies.items():
+        columns = list(SQLModel.metadata.tables[name].c.keys())
+        skip = {columns.index("id"), columns.index(key)}
+        written, copied = ([v for i, v in enumerate(r) if i not in skip] for r in raw[name])
+        assert written == copied, name
+    assert raw["group_member"][0][2] == raw["group_member"][1][2]
+
+
 def test_display_names_follow_the_newest(engine: Engine) -> None:
     store = EventStore(engine)
     store.store([[message("m1", "alice", T0)]])
