@@ -1,0 +1,34 @@
+"""The word cloud: full-size picture, same words give the same picture, on any thread."""
+
+from __future__ import annotations
+
+import threading
+from io import BytesIO
+
+from PIL import Image
+
+from analytics.charts import render_word_cloud
+
+WORDS = {
+    word: 90 - 3 * rank
+    for rank, word in enumerate(
+        "今天 打卡 群里 大家 活动 分享 学习 老师 课程 作业 问题 谢谢 早上 晚上 时间".split()
+    )
+}
+
+
+def test_word_cloud_is_the_asked_size_and_repeats_exactly() -> None:
+    first = render_word_cloud(WORDS)
+    assert Image.open(BytesIO(first)).size == (800, 400)
+    assert render_word_cloud(WORDS) == first
+    assert Image.open(BytesIO(render_word_cloud(WORDS, width=600, height=300))).size == (600, 300)
+
+
+def test_word_cloud_from_another_thread_draws_the_same_picture() -> None:
+    # Font objects are cached per thread: a worker thread gets its own, same result.
+    here = render_word_cloud(WORDS)
+    there: list[bytes] = []
+    worker = threading.Thread(target=lambda: there.append(render_word_cloud(WORDS)))
+    worker.start()
+    worker.join(timeout=60)
+    assert there == [here]
