@@ -12,7 +12,23 @@ from analytics.charts import render_word_cloud
 WORDS = {
     word: 90 - 3 * rank
     for rank, word in enumerate(
-        "今天 打卡 群里 大家 活动 分享 学习 老师 课程 作业 问题 谢谢 早上 晚上 时间".split()
+        [
+            "今天",
+            "打卡",
+            "群里",
+            "大家",
+            "活动",
+            "分享",
+            "学习",
+            "老师",
+            "课程",
+            "作业",
+            "问题",
+            "谢谢",
+            "早上",
+            "晚上",
+            "时间",
+        ]
     )
 }
 
