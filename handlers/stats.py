@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from analytics import catalogue
 from analytics.metrics import (
@@ -28,7 +28,7 @@ from analytics.metrics import (
 from analytics.periods import Period, offset_segments
 from analytics.records import PeriodFacts
 from storage.metric_queries import SCORE_SCALE, MetricQueries
-from storage.queries import GroupRecord, PeriodQueries
+from storage.queries import GroupRecord, PeriodQueries, QueryScope
 
 if TYPE_CHECKING:
     from analytics.text import TextConfig
@@ -275,58 +275,145 @@ def collect_stats(
     groups = (group,) if isinstance(group, GroupRecord) else tuple(group)
     if not groups:
         raise ValueError("collect_stats needs at least one group")
-    ids = [g.id for g in groups]
     keys = frozenset(wanted) if wanted is not None else frozenset(ALL_METRICS)
+    with engine.connect() as connection:
+        stats = _collect(
+            connection,
+            QueryScope([g.id for g in groups]),
+            groups,
+            period,
+            opts,
+            keys,
+            now,
+            operator,
+        )
+    if "operator_score" in keys and operator is not None and len(groups) > 1:
+        # 贡献度 per group as well, so an operator sees which group carries the score.
+        each = collect_stats_many(
+            engine, groups, period, options=opts, wanted={"operator_score"}, now=now
+        )
+        stats.details["operator_score"]["groups"] = [
+            {"chat_id": g.chat_id, "platform": g.platform}
+            | {
+                k: v
+                for k, v in each[g.id].details["operator_score"].items()
+                if k in ("value", "grade")
+            }
+            for g in groups
+        ]
+    return stats
+
+
+#: Groups per batch of :func:`collect_stats_many`'s callers: the answers of a batch are
+#: kept in memory until its stats are made (a few MB for a few hundred groups).
+BATCH_GROUPS = 250
+
+
+def collect_stats_many(
+    engine: Engine,
+    groups: Sequence[GroupRecord],
+    period: Period,
+    *,
+    options: StatsOptions | None = None,
+    wanted: Collection[str] | None = None,
+    now: datetime | None = None,
+    scope: QueryScope | None = None,
+) -> dict[int, GroupStats]:
+    """Compute every group's own metrics for ``period``, asking the database once for all.
+
+    Each group's stats are exactly what :func:`collect_stats` gives for that group alone
+    (the same code computes them, from the same queries grouped by group as well): one
+    pass of about sixty statements for all the groups instead of that many per group.
+    Callers with thousands of groups pass them in batches (:data:`BATCH_GROUPS`).
+
+    Args:
+        engine: the database.
+        groups: the groups (distinct).
+        period: the period; the previous one of the same shape is computed beside it.
+        options: as for :func:`collect_stats`.
+        wanted: metric ids to compute (default: all).
+        now: as for :func:`collect_stats`.
+        scope: an ``each`` scope over (at least) these groups whose answers to share, e.g.
+            between a day's stats and the day before's (default: a new one).
+
+    Returns:
+        The stats by group id.
+    """
+    if not groups:
+        return {}
+    opts = options or StatsOptions()
+    keys = frozenset(wanted) if wanted is not None else frozenset(ALL_METRICS)
+    if scope is None:
+        scope = QueryScope([g.id for g in groups], each=True)
+    elif not scope.each:
+        raise ValueError("collect_stats_many needs a scope with each=True")
+    with engine.connect() as connection:
+        return {
+            g.id: _collect(connection, scope, (g,), period, opts, keys, now, None) for g in groups
+        }
+
+
+def _collect(
+    connection: Connection,
+    scope: QueryScope,
+    groups: tuple[GroupRecord, ...],
+    period: Period,
+    opts: StatsOptions,
+    keys: frozenset[str],
+    now: datetime | None,
+    operator: str | None,
+) -> GroupStats:
+    """The stats of ``groups`` (one, or an operator's added up) as ``scope`` answers them."""
+    ids = [g.id for g in groups]
     as_of = min(now, period.end_utc) if now is not None else period.end_utc
     previous = period.previous()
     details: dict[str, Any] = {}
-    with engine.connect() as connection:
-        queries = PeriodQueries(connection, ids)
-        more = MetricQueries(connection, ids, excluded_users=opts.exclude_users)
-        excluded_users = frozenset(opts.exclude_users)
-        facts = _facts(queries, more, period, opts.rule, excluded_users)
-        before = _facts(queries, more, previous, opts.rule, excluded_users)
-        current = countable_metrics(facts, opts.rule)
-        earlier = countable_metrics(before, opts.rule)
-        checkins = _participation(more, period, opts, facts, current)
-        _participation(more, previous, opts, before, earlier)
-        if keys & {*BUSINESS, "operator_score", "targets"}:
-            _business(more, period, opts.rule, facts, current, details)
-            _business(more, previous, opts.rule, before, earlier, {})
-        if keys & {*RETENTION, "targets"}:
-            last_day = (
-                (now.astimezone(period.zone).date() - timedelta(days=1))
-                if now is not None
-                else period.last
-            )
-            for key, days in RETENTION.items():
-                now_value = _retention(more, period, days, last_day, now)
-                before_value = _retention(more, previous, days, last_day, now)
-                current[key] = now_value.pop("value")
-                earlier[key] = before_value.pop("value")
-                details[key] = now_value
-        if keys & {"sentiment_split", "operator_score", "churn_profile"}:
-            details["sentiment_split"] = _sentiment(more, period, opts)
-        if "stickiness" in keys:
-            details["stickiness"] = _stickiness(more, period, opts, facts, checkins)
-        if "behaviours" in keys:
-            counts = more.behaviours(period.start_utc, period.end_utc, opts.checkin_keywords)
-            total = counts.pop("messages")
-            details["behaviours"] = {
-                name: {"count": count, "rate": catalogue.ratio(count, total)}
-                for name, count in counts.items()
-            }
-        if keys & {"hour_histogram", "heatmap", "anomalies"}:
-            _time_shape(more, period, opts, keys, details)
-        if keys & TEXT_METRICS:
-            _text(more, period, opts, keys, details)
-        if "segments" in keys:
-            details["segments"] = _segments(more, period, opts, as_of)
-        if "funnel" in keys:
-            # Steps after the join count up to now, not only within the period.
-            details["funnel"] = _funnel(more, period, opts, now or period.end_utc)
-        if "churn_profile" in keys:
-            details["churn_profile"] = _churn(more, period, opts)
+    queries = PeriodQueries(connection, ids, scope=scope)
+    more = MetricQueries(connection, ids, excluded_users=opts.exclude_users, scope=scope)
+    excluded_users = frozenset(opts.exclude_users)
+    facts = _facts(queries, more, period, opts.rule, excluded_users)
+    before = _facts(queries, more, previous, opts.rule, excluded_users)
+    current = countable_metrics(facts, opts.rule)
+    earlier = countable_metrics(before, opts.rule)
+    checkins = _participation(more, period, opts, facts, current)
+    _participation(more, previous, opts, before, earlier)
+    if keys & {*BUSINESS, "operator_score", "targets"}:
+        _business(more, period, opts.rule, facts, current, details)
+        _business(more, previous, opts.rule, before, earlier, {})
+    if keys & {*RETENTION, "targets"}:
+        last_day = (
+            (now.astimezone(period.zone).date() - timedelta(days=1))
+            if now is not None
+            else period.last
+        )
+        for key, days in RETENTION.items():
+            now_value = _retention(more, period, days, last_day, now)
+            before_value = _retention(more, previous, days, last_day, now)
+            current[key] = now_value.pop("value")
+            earlier[key] = before_value.pop("value")
+            details[key] = now_value
+    if keys & {"sentiment_split", "operator_score", "churn_profile"}:
+        details["sentiment_split"] = _sentiment(more, period, opts)
+    if "stickiness" in keys:
+        details["stickiness"] = _stickiness(more, period, opts, facts, checkins)
+    if "behaviours" in keys:
+        counts = more.behaviours(period.start_utc, period.end_utc, opts.checkin_keywords)
+        total = counts.pop("messages")
+        details["behaviours"] = {
+            name: {"count": count, "rate": catalogue.ratio(count, total)}
+            for name, count in counts.items()
+        }
+    if keys & {"hour_histogram", "heatmap", "anomalies"}:
+        _time_shape(more, period, opts, keys, details)
+    if keys & TEXT_METRICS:
+        _text(more, period, opts, keys, details)
+    if "segments" in keys:
+        details["segments"] = _segments(more, period, opts, as_of)
+    if "funnel" in keys:
+        # Steps after the join count up to now, not only within the period.
+        details["funnel"] = _funnel(more, period, opts, now or period.end_utc)
+    if "churn_profile" in keys:
+        details["churn_profile"] = _churn(more, period, opts)
     if "targets" in keys:
         details["targets"] = catalogue.targets(
             opts.targets,
@@ -352,21 +439,6 @@ def collect_stats(
             gmv_target=opts.gmv_target,
             weights=opts.weights,
         )
-    if "operator_score" in keys and operator is not None and len(groups) > 1:
-        # 贡献度 per group as well, so an operator sees which group carries the score.
-        details["operator_score"]["groups"] = [
-            {"chat_id": g.chat_id, "platform": g.platform}
-            | {
-                k: v
-                for k, v in collect_stats(
-                    engine, g, period, options=opts, wanted={"operator_score"}, now=now
-                )
-                .details["operator_score"]
-                .items()
-                if k in ("value", "grade")
-            }
-            for g in groups
-        ]
     if "sentiment_split" not in keys:
         details.pop("sentiment_split", None)
     details.pop("orders_imported", None)
@@ -483,8 +555,9 @@ def _retention(
     until = period.end_utc + timedelta(days=days + 1)
     if now is not None:
         until = min(until, now)
-    by_member = more.message_days(
-        [j.member_id for j in joiners],
+    by_member = more.joiner_message_days(
+        period.start_utc,
+        period.end_utc,
         period.start_utc,
         until,
         offset_segments(zone, period.start_utc, max(until, period.start_utc)),
@@ -649,8 +722,12 @@ def _funnel(
 ) -> dict[str, Any]:
     joiners = more.joiners(period.start_utc, period.end_utc)
     joined_at = {j.member_id: j.joined_at for j in joiners}
-    first_message, first_checkin, first_paid = more.first_times(
-        list(joined_at), period.start_utc, max(as_of, period.end_utc), opts.checkin_keywords
+    first_message, first_checkin, first_paid = more.joiner_first_times(
+        period.start_utc,
+        period.end_utc,
+        period.start_utc,
+        max(as_of, period.end_utc),
+        opts.checkin_keywords,
     )
 
     def after_join(found: dict[int, datetime]) -> set[int]:

@@ -14,7 +14,7 @@ Which messages count where (the "noise" rule, README "Which messages count"):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,13 +27,16 @@ from analytics.periods import OffsetSegment
 from storage.models import GroupMember, Member, MembershipEvent, Message, Order
 from storage.queries import (
     DEPARTURES,
+    QueryScope,
+    Rows,
+    ScopedQueries,
     as_date,
     aware_utc,
     bot_ids,
-    latest_membership_kind,
     local_date,
     local_day_number,
     local_epoch_seconds,
+    members_before,
 )
 
 _MEMBER = Member.__table__  # type: ignore[attr-defined]
@@ -120,8 +123,13 @@ class WindowFacts:
     scored: int
 
 
-class MetricQueries:
-    """Catalogue aggregates for one group or several (an operator's), on one connection."""
+class MetricQueries(ScopedQueries):
+    """Catalogue aggregates for one group or several (an operator's), on one connection.
+
+    With a :class:`~storage.queries.QueryScope` that is ``each``, ``group_ids`` is one
+    group of the scope and every answer is asked for all of the scope's groups at once
+    (see there).
+    """
 
     def __init__(
         self,
@@ -129,12 +137,17 @@ class MetricQueries:
         group_ids: Sequence[int],
         *,
         excluded_users: Collection[str] = (),
+        scope: QueryScope | None = None,
     ) -> None:
-        self._connection = connection
-        self._groups = tuple(group_ids)
+        super().__init__(connection, group_ids, scope)
         self._excluded = tuple(excluded_users)
-        #: ``current_members`` by instant: several metrics of one report ask for the same.
-        self._members_at: dict[datetime, list[CurrentMember]] = {}
+
+    def _ask(self, question: tuple[Any, ...], build: Callable[[], Any]) -> Rows:
+        # The exclusions shape the SQL too: they are part of the question.
+        return self._rows((*question, self._excluded), build)
+
+    def _message_keys(self) -> list[ColumnElement[Any]]:
+        return self._scope.keys(_MESSAGE.c.group_id)
 
     # --- building blocks ----------------------------------------------------------
 
@@ -144,7 +157,7 @@ class MetricQueries:
 
     def _any_message(self, start: datetime, end: datetime) -> ColumnElement[bool]:
         return and_(
-            _MESSAGE.c.group_id.in_(self._groups),
+            _MESSAGE.c.group_id.in_(self._group_ids),
             _MESSAGE.c.sent_at >= start,
             _MESSAGE.c.sent_at < end,
             _MESSAGE.c.member_id.not_in(bot_ids()),
@@ -174,6 +187,33 @@ class MetricQueries:
         """
         return local_epoch_seconds(self._connection, column, segments) // 3600
 
+    def _joined_in(
+        self,
+        start: datetime,
+        end: datetime,
+        group: ColumnElement[Any] | None,
+        member: ColumnElement[Any],
+    ) -> ColumnElement[bool]:
+        """SQL for "``member`` joined ``group`` (one of the scope's) in ``[start, end)``".
+
+        Added up (one group or an operator's), a joiner of any of the groups counts in all
+        of them, as the joiners' ids once did; per group (``each``), only in that group.
+        """
+        joins = (
+            select(_MEMBERSHIP.c.member_id)
+            .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+            .where(
+                _MEMBERSHIP.c.group_id.in_(self._group_ids),
+                _MEMBERSHIP.c.kind == "join",
+                _MEMBERSHIP.c.occurred_at >= start,
+                _MEMBERSHIP.c.occurred_at < end,
+                _MEMBER.c.is_bot.is_(False),
+            )
+        )
+        if self._scope.each and group is not None:
+            joins = joins.where(_MEMBERSHIP.c.group_id == group)
+        return member.in_(joins)
+
     def hourly(
         self,
         start: datetime,
@@ -182,62 +222,96 @@ class MetricQueries:
         negative_at_or_below: float,
     ) -> list[HourCount]:
         """Messages (as ``messages`` counts them) and negative ones, per local hour."""
-        key = self._hour_bucket(_MESSAGE.c.sent_at, segments).label("hour")
-        negative = func.sum(
-            case(
-                (
-                    and_(
-                        _MESSAGE.c.sentiment <= negative_at_or_below,
-                        _MESSAGE.c.is_command.is_(False),
+
+        def build() -> Any:
+            key = self._hour_bucket(_MESSAGE.c.sent_at, segments).label("hour")
+            negative = func.sum(
+                case(
+                    (
+                        and_(
+                            _MESSAGE.c.sentiment <= negative_at_or_below,
+                            _MESSAGE.c.is_command.is_(False),
+                        ),
+                        1,
                     ),
-                    1,
-                ),
-                else_=0,
+                    else_=0,
+                )
             )
-        )
-        query = (
-            select(key, func.count(), negative)
-            .select_from(self._from_messages())
-            .where(self._any_message(start, end))
-            .group_by(key)
-            .order_by(key)
-        )
+            keys = self._message_keys()
+            return (
+                select(*keys, key, func.count(), negative)
+                .select_from(self._from_messages())
+                .where(self._any_message(start, end))
+                .group_by(*keys, key)
+                .order_by(*keys, key)
+            )
+
+        question = ("hourly", start, end, tuple(segments), negative_at_or_below)
         return [
             HourCount(_from_bucket(hour), int(count), int(neg or 0))
-            for hour, count, neg in self._connection.execute(query)
+            for hour, count, neg in self._ask(question, build)
         ]
 
     def hourly_leaves(
         self, start: datetime, end: datetime, segments: Sequence[OffsetSegment]
     ) -> dict[datetime, int]:
         """Departures (leave or removed) per local hour."""
-        key = self._hour_bucket(_MEMBERSHIP.c.occurred_at, segments).label("hour")
-        query = (
-            select(key, func.count())
-            .where(
-                _MEMBERSHIP.c.group_id.in_(self._groups),
-                _MEMBERSHIP.c.occurred_at >= start,
-                _MEMBERSHIP.c.occurred_at < end,
-                _MEMBERSHIP.c.kind.in_(DEPARTURES),
+
+        def build() -> Any:
+            key = self._hour_bucket(_MEMBERSHIP.c.occurred_at, segments).label("hour")
+            keys = self._scope.keys(_MEMBERSHIP.c.group_id)
+            return (
+                select(*keys, key, func.count())
+                .where(
+                    _MEMBERSHIP.c.group_id.in_(self._group_ids),
+                    _MEMBERSHIP.c.occurred_at >= start,
+                    _MEMBERSHIP.c.occurred_at < end,
+                    _MEMBERSHIP.c.kind.in_(DEPARTURES),
+                )
+                .group_by(*keys, key)
             )
-            .group_by(key)
-        )
-        return {_from_bucket(hour): int(count) for hour, count in self._connection.execute(query)}
+
+        rows = self._ask(("hourly_leaves", start, end, tuple(segments)), build)
+        return {_from_bucket(hour): int(count) for hour, count in rows}
 
     def texts(self, start: datetime, end: datetime, limit: int) -> list[tuple[str, str | None]]:
-        """The period's conversation texts, newest first, at most ``limit``, as pairs of
-        (text, its stored words): the text itself only where no words are stored yet."""
-        query = (
-            select(
-                case((_MESSAGE.c.words.is_(None), _MESSAGE.c.text), else_=literal("")),
-                _MESSAGE.c.words,
+        """The period's conversation texts, newest first (then latest stored), at most
+        ``limit``, as pairs of (text, its stored words): the text itself only where no
+        words are stored yet."""
+
+        def build() -> Any:
+            where = and_(self._conversation(start, end), _MESSAGE.c.text.is_not(None))
+            newest = (_MESSAGE.c.sent_at.desc(), _MESSAGE.c.id.desc())
+            text = case((_MESSAGE.c.words.is_(None), _MESSAGE.c.text), else_=literal(""))
+            if not self._scope.each:
+                return (
+                    select(text, _MESSAGE.c.words)
+                    .select_from(self._from_messages())
+                    .where(where)
+                    .order_by(*newest)
+                    .limit(limit)
+                )
+            # The newest ``limit`` of every group: numbered within the group.
+            numbered = (
+                select(
+                    _MESSAGE.c.group_id,
+                    text.label("text"),
+                    _MESSAGE.c.words,
+                    func.row_number()
+                    .over(partition_by=_MESSAGE.c.group_id, order_by=newest)
+                    .label("n"),
+                )
+                .where(where)
+                .subquery()
             )
-            .select_from(self._from_messages())
-            .where(self._conversation(start, end), _MESSAGE.c.text.is_not(None))
-            .order_by(_MESSAGE.c.sent_at.desc())
-            .limit(limit)
-        )
-        return [(str(text), words) for text, words in self._connection.execute(query)]
+            return (
+                select(numbered.c.group_id, numbered.c.text, numbered.c.words)
+                .where(numbered.c.n <= limit)
+                .order_by(numbered.c.group_id, numbered.c.n)
+            )
+
+        rows = self._ask(("texts", start, end, limit), build)
+        return [(str(text), words) for text, words in rows]
 
     def topic_counts(
         self, start: datetime, end: datetime, topics: dict[str, tuple[str, ...]]
@@ -245,15 +319,22 @@ class MetricQueries:
         """Conversation messages matching each topic's keywords, one query for all."""
         if not topics:
             return {}
-        columns = [
-            func.sum(case((self._matches_any(words), 1), else_=0)).label(f"t{index}")
-            for index, words in enumerate(topics.values())
-        ]
-        row = self._connection.execute(
-            select(*columns)
-            .select_from(self._from_messages())
-            .where(self._conversation(start, end), _MESSAGE.c.text.is_not(None))
-        ).one()
+
+        def build() -> Any:
+            columns = [
+                func.sum(case((self._matches_any(words), 1), else_=0)).label(f"t{index}")
+                for index, words in enumerate(topics.values())
+            ]
+            keys = self._message_keys()
+            return (
+                select(*keys, *columns)
+                .select_from(self._from_messages())
+                .where(self._conversation(start, end), _MESSAGE.c.text.is_not(None))
+                .group_by(*keys)
+            )
+
+        rows = self._ask(("topic_counts", start, end, tuple(topics.items())), build)
+        row = rows[0] if rows else (None,) * len(topics)
         return {name: int(row[index] or 0) for index, name in enumerate(topics)}
 
     def sentiment(
@@ -265,47 +346,65 @@ class MetricQueries:
         row also counts texts the background scorer has not reached yet.
         """
         scored = _MESSAGE.c.sentiment
-        per = (
-            select(
-                *([_MESSAGE.c.member_id] if per_member else []),
-                func.sum(case((scored >= positive, 1), else_=0)).label("pos"),
-                func.sum(case((and_(scored > negative, scored < positive), 1), else_=0)).label(
-                    "neu"
-                ),
-                func.sum(case((scored <= negative, 1), else_=0)).label("neg"),
-                _score_sum().label("total"),
-                func.count(scored).label("scored"),
-            )
-            .select_from(_MESSAGE)
-            .where(self._conversation(start, end), scored.is_not(None))
-        )
-        if not per_member:
-            row = self._connection.execute(per).one()
-            unscored = self._connection.execute(
-                select(func.count())
-                .select_from(_MESSAGE)
-                .where(
-                    self._conversation(start, end),
-                    scored.is_(None),
-                    _MESSAGE.c.text.is_not(None),
+        keys = self._message_keys()
+
+        def buckets() -> Any:
+            return (
+                select(
+                    *keys,
+                    *([_MESSAGE.c.member_id] if per_member else []),
+                    func.sum(case((scored >= positive, 1), else_=0)).label("pos"),
+                    func.sum(case((and_(scored > negative, scored < positive), 1), else_=0)).label(
+                        "neu"
+                    ),
+                    func.sum(case((scored <= negative, 1), else_=0)).label("neg"),
+                    _score_sum().label("total"),
+                    func.count(scored).label("scored"),
                 )
-            ).scalar_one()
-            return [_sentiment_row(None, None, row, int(unscored))]
-        sub = per.group_by(_MESSAGE.c.member_id).subquery()
-        query = (
-            select(
-                _MEMBER.c.user_id,
-                _MEMBER.c.display_name,
-                sub.c.pos,
-                sub.c.neu,
-                sub.c.neg,
-                sub.c.total,
-                sub.c.scored,
+                .select_from(_MESSAGE)
+                .where(self._conversation(start, end), scored.is_not(None))
             )
-            .select_from(sub.join(_MEMBER, _MEMBER.c.id == sub.c.member_id))
-            .order_by(_MEMBER.c.user_id, _MEMBER.c.id)
-        )
-        return [_sentiment_row(r[0], r[1], r[2:], None) for r in self._connection.execute(query)]
+
+        question = ("sentiment", start, end, positive, negative, per_member)
+        if not per_member:
+            rows = self._ask(question, lambda: buckets().group_by(*keys))
+            row = rows[0] if rows else (None, None, None, None, 0)
+
+            def unscored() -> Any:
+                return (
+                    select(*keys, func.count())
+                    .select_from(_MESSAGE)
+                    .where(
+                        self._conversation(start, end),
+                        scored.is_(None),
+                        _MESSAGE.c.text.is_not(None),
+                    )
+                    .group_by(*keys)
+                )
+
+            waiting = self._ask(("unscored", start, end), unscored)
+            return [_sentiment_row(None, None, row, int(waiting[0][0]) if waiting else 0)]
+
+        def per_member_rows() -> Any:
+            sub = buckets().group_by(*keys, _MESSAGE.c.member_id).subquery()
+            return (
+                select(
+                    *([sub.c.scope_group] if keys else []),
+                    _MEMBER.c.user_id,
+                    _MEMBER.c.display_name,
+                    sub.c.pos,
+                    sub.c.neu,
+                    sub.c.neg,
+                    sub.c.total,
+                    sub.c.scored,
+                )
+                .select_from(sub.join(_MEMBER, _MEMBER.c.id == sub.c.member_id))
+                .order_by(*([sub.c.scope_group] if keys else []), _MEMBER.c.user_id, _MEMBER.c.id)
+            )
+
+        return [
+            _sentiment_row(r[0], r[1], r[2:], None) for r in self._ask(question, per_member_rows)
+        ]
 
     def behaviours(
         self, start: datetime, end: datetime, checkin_keywords: Sequence[str]
@@ -322,12 +421,19 @@ class MetricQueries:
             "images": kind.in_(IMAGE_TYPES),
             "mentions": text.contains("@"),
         }
-        columns = [func.sum(case((flag, 1), else_=0)) for flag in flags.values()]
-        row = self._connection.execute(
-            select(func.count(), *columns)
-            .select_from(self._from_messages())
-            .where(self._conversation(start, end))
-        ).one()
+
+        def build() -> Any:
+            columns = [func.sum(case((flag, 1), else_=0)) for flag in flags.values()]
+            keys = self._message_keys()
+            return (
+                select(*keys, func.count(), *columns)
+                .select_from(self._from_messages())
+                .where(self._conversation(start, end))
+                .group_by(*keys)
+            )
+
+        rows = self._ask(("behaviours", start, end, tuple(checkin_keywords)), build)
+        row: tuple[Any, ...] = rows[0] if rows else (0,) + (None,) * len(flags)
         counts = {"messages": int(row[0])}
         counts.update({name: int(row[i + 1] or 0) for i, name in enumerate(flags)})
         return counts
@@ -342,91 +448,126 @@ class MetricQueries:
         """Per member: distinct local days with a check-in message."""
         if not keywords:
             return {}
-        day = local_day_number(self._connection, _MESSAGE.c.sent_at, segments)
-        query = (
-            select(_MESSAGE.c.member_id, func.count(func.distinct(day)))
-            .select_from(self._from_messages())
-            .where(self._conversation(start, end), self._matches_any(keywords))
-            .group_by(_MESSAGE.c.member_id)
-        )
-        return {int(member): int(days) for member, days in self._connection.execute(query)}
+
+        def build() -> Any:
+            day = local_day_number(self._connection, _MESSAGE.c.sent_at, segments)
+            keys = self._message_keys()
+            return (
+                select(*keys, _MESSAGE.c.member_id, func.count(func.distinct(day)))
+                .select_from(self._from_messages())
+                .where(self._conversation(start, end), self._matches_any(keywords))
+                .group_by(*keys, _MESSAGE.c.member_id)
+            )
+
+        rows = self._ask(("checkin_days", start, end, tuple(segments), tuple(keywords)), build)
+        return {int(member): int(days) for member, days in rows}
 
     # --- business -------------------------------------------------------------------
 
-    def _in_groups(self) -> ColumnElement[bool]:
-        """Orders of people seen in the groups (orders carry no group of their own)."""
-        condition: ColumnElement[bool] = _ORDER.c.member_id.in_(
-            select(_GROUP_MEMBER.c.member_id).where(_GROUP_MEMBER.c.group_id.in_(self._groups))
+    def _orders_of_members(self) -> tuple[Any, list[ColumnElement[Any]], ColumnElement[bool]]:
+        """FROM, group key and condition for orders of people seen in the groups.
+
+        Orders carry no group of their own. Added up, an order counts once however many
+        of the groups its payer is in; per group, it counts in each group of its payer
+        (``group_member`` has one row per group and member).
+        """
+        if not self._scope.each:
+            in_groups: ColumnElement[bool] = _ORDER.c.member_id.in_(
+                select(_GROUP_MEMBER.c.member_id).where(
+                    _GROUP_MEMBER.c.group_id.in_(self._group_ids)
+                )
+            )
+            return _ORDER, [], in_groups
+        joined = _ORDER.join(_GROUP_MEMBER, _GROUP_MEMBER.c.member_id == _ORDER.c.member_id)
+        return (
+            joined,
+            self._scope.keys(_GROUP_MEMBER.c.group_id),
+            _GROUP_MEMBER.c.group_id.in_(self._group_ids),
         )
-        return condition
+
+    def _paid_in(self, start: datetime, end: datetime) -> ColumnElement[bool]:
+        return and_(
+            _ORDER.c.status.in_(PAID_STATES),
+            _ORDER.c.paid_at >= start,
+            _ORDER.c.paid_at < end,
+        )
 
     def orders(self, start: datetime, end: datetime) -> OrderFacts:
         """Paid orders of the groups' members in the range: count, GMV, cost, payers."""
-        imported = self._connection.execute(
-            select(func.count()).select_from(_ORDER).where(self._in_groups())
-        ).scalar_one()
-        row = self._connection.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(_ORDER.c.amount_fen), 0),
-                func.coalesce(func.sum(func.coalesce(_ORDER.c.cost_fen, 0)), 0),
-                func.count(func.distinct(_ORDER.c.member_id)),
-            ).where(
-                self._in_groups(),
-                _ORDER.c.status.in_(PAID_STATES),
-                _ORDER.c.paid_at >= start,
-                _ORDER.c.paid_at < end,
+        source, keys, in_groups = self._orders_of_members()
+        imported = self._ask(
+            ("orders_imported",),
+            lambda: (
+                select(*keys, func.count()).select_from(source).where(in_groups).group_by(*keys)
+            ),
+        )
+
+        def paid() -> Any:
+            return (
+                select(
+                    *keys,
+                    func.count(),
+                    func.coalesce(func.sum(_ORDER.c.amount_fen), 0),
+                    func.coalesce(func.sum(func.coalesce(_ORDER.c.cost_fen, 0)), 0),
+                    func.count(func.distinct(_ORDER.c.member_id)),
+                )
+                .select_from(source)
+                .where(in_groups, self._paid_in(start, end))
+                .group_by(*keys)
             )
-        ).one()
-        return OrderFacts(bool(imported), int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+        rows = self._ask(("orders", start, end), paid)
+        row = rows[0] if rows else (0, 0, 0, 0)
+        return OrderFacts(
+            bool(imported and imported[0][0]), int(row[0]), int(row[1]), int(row[2]), int(row[3])
+        )
 
     def payer_ids(self, start: datetime, end: datetime) -> set[int]:
         """Member ids with a paid order in the range (few: one row per paying person)."""
-        query = (
-            select(_ORDER.c.member_id)
-            .where(
-                self._in_groups(),
-                _ORDER.c.status.in_(PAID_STATES),
-                _ORDER.c.paid_at >= start,
-                _ORDER.c.paid_at < end,
-            )
-            .distinct()
+        source, keys, in_groups = self._orders_of_members()
+        rows = self._ask(
+            ("payer_ids", start, end),
+            lambda: (
+                select(*keys, _ORDER.c.member_id)
+                .select_from(source)
+                .where(in_groups, self._paid_in(start, end))
+                .distinct()
+            ),
         )
-        return {int(m) for m in self._connection.execute(query).scalars()}
+        return {int(member) for (member,) in rows}
 
     # --- members and lifecycle ------------------------------------------------------
 
     def current_members(self, instant: datetime) -> list[CurrentMember]:
         """People in the groups just before ``instant`` (same rule as ``members``).
 
-        Answers are kept for the life of this object (one report on one connection), as
+        Answers are kept for the life of the scope (one report on one connection), as
         rank, business, segment and churn metrics all ask for the period's end.
         """
-        known = self._members_at.get(instant)
-        if known is None:
-            known = self._members_at[instant] = self._current_members(instant)
-        return known
 
-    def _current_members(self, instant: datetime) -> list[CurrentMember]:
-        latest_kind = latest_membership_kind(instant)
-        query = (
-            select(
-                _MEMBER.c.id,
-                _MEMBER.c.user_id,
-                _MEMBER.c.display_name,
-                _MEMBER.c.opted_out,
-                func.min(_GROUP_MEMBER.c.first_seen_at),
+        def build() -> Any:
+            keys = self._scope.keys(_GROUP_MEMBER.c.group_id)
+            return (
+                select(
+                    *keys,
+                    _MEMBER.c.id,
+                    _MEMBER.c.user_id,
+                    _MEMBER.c.display_name,
+                    _MEMBER.c.opted_out,
+                    func.min(_GROUP_MEMBER.c.first_seen_at),
+                )
+                .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+                .where(members_before(self._group_ids, instant))
+                .group_by(
+                    *keys,
+                    _MEMBER.c.id,
+                    _MEMBER.c.user_id,
+                    _MEMBER.c.display_name,
+                    _MEMBER.c.opted_out,
+                )
+                .order_by(*keys, _MEMBER.c.user_id)
             )
-            .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
-            .where(
-                _GROUP_MEMBER.c.group_id.in_(self._groups),
-                _GROUP_MEMBER.c.first_seen_at < instant,
-                _MEMBER.c.is_bot.is_(False),
-                func.coalesce(latest_kind, "join").not_in(DEPARTURES),
-            )
-            .group_by(_MEMBER.c.id, _MEMBER.c.user_id, _MEMBER.c.display_name, _MEMBER.c.opted_out)
-            .order_by(_MEMBER.c.user_id)
-        )
+
         from storage.models import UTCDateTime
 
         convert = UTCDateTime().process_result_value
@@ -438,20 +579,27 @@ class MetricQueries:
                 bool(row[3]),
                 _aware(convert(row[4], self._connection.dialect)),
             )
-            for row in self._connection.execute(query)
+            for row in self._rows(("current_members", instant), build)
         ]
 
     def paid_members(self, instant: datetime) -> int:
         """Members in the groups before ``instant`` flagged as paid members by then."""
-        ids = {m.member_id for m in self.current_members(instant)}
-        if not ids:
-            return 0
-        query = select(func.count()).where(
-            _MEMBER.c.id.in_(ids),
-            _MEMBER.c.paid_member_since.is_not(None),
-            _MEMBER.c.paid_member_since < instant,
-        )
-        return int(self._connection.execute(query).scalar_one())
+
+        def build() -> Any:
+            keys = self._scope.keys(_GROUP_MEMBER.c.group_id)
+            return (
+                select(*keys, func.count(func.distinct(_MEMBER.c.id)))
+                .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+                .where(
+                    members_before(self._group_ids, instant),
+                    _MEMBER.c.paid_member_since.is_not(None),
+                    _MEMBER.c.paid_member_since < instant,
+                )
+                .group_by(*keys)
+            )
+
+        rows = self._rows(("paid_members", instant), build)
+        return int(rows[0][0]) if rows else 0
 
     def recent_activity(
         self, instant: datetime, segments: Sequence[OffsetSegment], since: datetime
@@ -459,33 +607,39 @@ class MetricQueries:
         """Per member: conversation in the 7 days before ``instant``, the 7 before, the last."""
         week = instant - timedelta(days=7)
         fortnight = instant - timedelta(days=14)
-        recent_day = case(
-            (
-                _MESSAGE.c.sent_at >= week,
-                local_day_number(self._connection, _MESSAGE.c.sent_at, segments),
-            ),
-            else_=None,
-        )
-        query = (
-            select(
-                _MESSAGE.c.member_id,
-                func.sum(case((_MESSAGE.c.sent_at >= week, 1), else_=0)),
-                func.sum(
-                    case(
-                        (and_(_MESSAGE.c.sent_at >= fortnight, _MESSAGE.c.sent_at < week), 1),
-                        else_=0,
-                    )
+
+        def build() -> Any:
+            recent_day = case(
+                (
+                    _MESSAGE.c.sent_at >= week,
+                    local_day_number(self._connection, _MESSAGE.c.sent_at, segments),
                 ),
-                func.count(func.distinct(recent_day)),
-                func.max(_MESSAGE.c.sent_at),
+                else_=None,
             )
-            .select_from(self._from_messages())
-            .where(self._conversation(since, instant))
-            .group_by(_MESSAGE.c.member_id)
-        )
+            keys = self._message_keys()
+            return (
+                select(
+                    *keys,
+                    _MESSAGE.c.member_id,
+                    func.sum(case((_MESSAGE.c.sent_at >= week, 1), else_=0)),
+                    func.sum(
+                        case(
+                            (and_(_MESSAGE.c.sent_at >= fortnight, _MESSAGE.c.sent_at < week), 1),
+                            else_=0,
+                        )
+                    ),
+                    func.count(func.distinct(recent_day)),
+                    func.max(_MESSAGE.c.sent_at),
+                )
+                .select_from(self._from_messages())
+                .where(self._conversation(since, instant))
+                .group_by(*keys, _MESSAGE.c.member_id)
+            )
+
         from storage.models import UTCDateTime
 
         convert = UTCDateTime().process_result_value
+        question = ("recent_activity", instant, tuple(segments), since)
         return {
             int(row[0]): RecentActivity(
                 int(row[0]),
@@ -494,111 +648,167 @@ class MetricQueries:
                 int(row[3] or 0),
                 _aware(convert(row[4], self._connection.dialect)) if row[4] is not None else None,
             )
-            for row in self._connection.execute(query)
+            for row in self._ask(question, build)
         }
 
     def joiners(self, start: datetime, end: datetime) -> list[Joiner]:
         """Members whose (first) join in the range falls in it, with that join time."""
-        first_join = func.min(_MEMBERSHIP.c.occurred_at)
-        query = (
-            select(_MEMBER.c.id, _MEMBER.c.user_id, first_join)
-            .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
-            .where(
-                _MEMBERSHIP.c.group_id.in_(self._groups),
-                _MEMBERSHIP.c.kind == "join",
-                _MEMBERSHIP.c.occurred_at >= start,
-                _MEMBERSHIP.c.occurred_at < end,
-                _MEMBER.c.is_bot.is_(False),
+
+        def build() -> Any:
+            first_join = func.min(_MEMBERSHIP.c.occurred_at)
+            keys = self._scope.keys(_MEMBERSHIP.c.group_id)
+            return (
+                select(*keys, _MEMBER.c.id, _MEMBER.c.user_id, first_join)
+                .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+                .where(
+                    _MEMBERSHIP.c.group_id.in_(self._group_ids),
+                    _MEMBERSHIP.c.kind == "join",
+                    _MEMBERSHIP.c.occurred_at >= start,
+                    _MEMBERSHIP.c.occurred_at < end,
+                    _MEMBER.c.is_bot.is_(False),
+                )
+                .group_by(*keys, _MEMBER.c.id, _MEMBER.c.user_id)
+                .order_by(*keys, _MEMBER.c.user_id)
             )
-            .group_by(_MEMBER.c.id, _MEMBER.c.user_id)
-            .order_by(_MEMBER.c.user_id)
-        )
+
         from storage.models import UTCDateTime
 
         convert = UTCDateTime().process_result_value
         return [
             Joiner(int(r[0]), str(r[1]), _aware(convert(r[2], self._connection.dialect)))
-            for r in self._connection.execute(query)
+            for r in self._rows(("joiners", start, end), build)
         ]
 
-    def message_days(
+    def joiner_message_days(
         self,
-        member_ids: Collection[int],
+        joined_from: datetime,
+        joined_until: datetime,
         start: datetime,
         end: datetime,
         segments: Sequence[OffsetSegment],
     ) -> dict[int, set[date]]:
-        """Per member of ``member_ids``: the local days with a conversation message."""
-        if not member_ids:
-            return {}
-        day = local_date(self._connection, _MESSAGE.c.sent_at, segments).label("day")
-        query = (
-            select(_MESSAGE.c.member_id, day)
-            .select_from(self._from_messages())
-            .where(self._conversation(start, end), _MESSAGE.c.member_id.in_(tuple(member_ids)))
-            .group_by(_MESSAGE.c.member_id, day)
-        )
+        """Per member who joined in ``[joined_from, joined_until)`` (see :meth:`joiners`):
+        the local days of ``[start, end)`` with a conversation message."""
+
+        def build() -> Any:
+            day = local_date(self._connection, _MESSAGE.c.sent_at, segments).label("day")
+            keys = self._message_keys()
+            return (
+                select(*keys, _MESSAGE.c.member_id, day)
+                .select_from(self._from_messages())
+                .where(
+                    self._conversation(start, end),
+                    self._joined_in(
+                        joined_from, joined_until, _MESSAGE.c.group_id, _MESSAGE.c.member_id
+                    ),
+                )
+                .group_by(*keys, _MESSAGE.c.member_id, day)
+            )
+
+        question = ("joiner_days", joined_from, joined_until, start, end, tuple(segments))
         days: dict[int, set[date]] = {}
-        for member, value in self._connection.execute(query):
+        for member, value in self._ask(question, build):
             days.setdefault(int(member), set()).add(as_date(value))
         return days
 
-    def first_times(
+    def joiner_first_times(
         self,
-        member_ids: Collection[int],
+        joined_from: datetime,
+        joined_until: datetime,
         start: datetime,
         end: datetime,
         checkin_keywords: Sequence[str],
     ) -> tuple[dict[int, datetime], dict[int, datetime], dict[int, datetime]]:
-        """Per member: first conversation message, first check-in, first paid order."""
-        if not member_ids:
-            return {}, {}, {}
-        ids = tuple(member_ids)
+        """Per member who joined in ``[joined_from, joined_until)``: the first conversation
+        message, first check-in and first paid order in ``[start, end)``."""
         from storage.models import UTCDateTime
 
         convert = UTCDateTime().process_result_value
 
-        def firsts(query: Any) -> dict[int, datetime]:
+        def firsts(rows: Rows) -> dict[int, datetime]:
             return {
                 int(member): _aware(convert(at, self._connection.dialect))
-                for member, at in self._connection.execute(query)
+                for member, at in rows
                 if at is not None
             }
 
-        base = (
-            select(_MESSAGE.c.member_id, func.min(_MESSAGE.c.sent_at))
-            .select_from(self._from_messages())
-            .where(self._conversation(start, end), _MESSAGE.c.member_id.in_(ids))
-            .group_by(_MESSAGE.c.member_id)
-        )
-        checkin = base.where(self._matches_any(checkin_keywords))
-        paid = (
-            select(_ORDER.c.member_id, func.min(_ORDER.c.paid_at))
-            .where(
-                _ORDER.c.member_id.in_(ids),
-                _ORDER.c.status.in_(PAID_STATES),
-                _ORDER.c.paid_at >= start,
-                _ORDER.c.paid_at < end,
+        keys = self._message_keys()
+
+        def base() -> Any:
+            return (
+                select(*keys, _MESSAGE.c.member_id, func.min(_MESSAGE.c.sent_at))
+                .select_from(self._from_messages())
+                .where(
+                    self._conversation(start, end),
+                    self._joined_in(
+                        joined_from, joined_until, _MESSAGE.c.group_id, _MESSAGE.c.member_id
+                    ),
+                )
+                .group_by(*keys, _MESSAGE.c.member_id)
             )
-            .group_by(_ORDER.c.member_id)
+
+        def paid() -> Any:
+            if not self._scope.each:
+                return (
+                    select(_ORDER.c.member_id, func.min(_ORDER.c.paid_at))
+                    .where(
+                        self._joined_in(joined_from, joined_until, None, _ORDER.c.member_id),
+                        self._paid_in(start, end),
+                    )
+                    .group_by(_ORDER.c.member_id)
+                )
+            # Orders carry no group: each group's joiners (one row per group and member).
+            joins = (
+                select(_MEMBERSHIP.c.group_id, _MEMBERSHIP.c.member_id)
+                .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+                .where(
+                    _MEMBERSHIP.c.group_id.in_(self._group_ids),
+                    _MEMBERSHIP.c.kind == "join",
+                    _MEMBERSHIP.c.occurred_at >= joined_from,
+                    _MEMBERSHIP.c.occurred_at < joined_until,
+                    _MEMBER.c.is_bot.is_(False),
+                )
+                .distinct()
+                .subquery()
+            )
+            return (
+                select(joins.c.group_id, _ORDER.c.member_id, func.min(_ORDER.c.paid_at))
+                .select_from(_ORDER.join(joins, joins.c.member_id == _ORDER.c.member_id))
+                .where(self._paid_in(start, end))
+                .group_by(joins.c.group_id, _ORDER.c.member_id)
+            )
+
+        question = ("joiner_firsts", joined_from, joined_until, start, end)
+        return (
+            firsts(self._ask((*question, "message"), base)),
+            firsts(
+                self._ask(
+                    (*question, "checkin", tuple(checkin_keywords)),
+                    lambda: base().where(self._matches_any(checkin_keywords)),
+                )
+            ),
+            firsts(self._ask((*question, "paid"), paid)),
         )
-        return firsts(base), firsts(checkin), firsts(paid)
 
     def departures(self, start: datetime, end: datetime) -> list[tuple[int, datetime]]:
         """(member, when) of every leave or removal in the range."""
-        query = (
-            select(_MEMBERSHIP.c.member_id, _MEMBERSHIP.c.occurred_at)
-            .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
-            .where(
-                _MEMBERSHIP.c.group_id.in_(self._groups),
-                _MEMBERSHIP.c.kind.in_(DEPARTURES),
-                _MEMBERSHIP.c.occurred_at >= start,
-                _MEMBERSHIP.c.occurred_at < end,
-                _MEMBER.c.is_bot.is_(False),
+
+        def build() -> Any:
+            keys = self._scope.keys(_MEMBERSHIP.c.group_id)
+            return (
+                select(*keys, _MEMBERSHIP.c.member_id, _MEMBERSHIP.c.occurred_at)
+                .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+                .where(
+                    _MEMBERSHIP.c.group_id.in_(self._group_ids),
+                    _MEMBERSHIP.c.kind.in_(DEPARTURES),
+                    _MEMBERSHIP.c.occurred_at >= start,
+                    _MEMBERSHIP.c.occurred_at < end,
+                    _MEMBER.c.is_bot.is_(False),
+                )
+                .order_by(*keys, _MEMBERSHIP.c.occurred_at)
             )
-            .order_by(_MEMBERSHIP.c.occurred_at)
-        )
-        return [(int(m), _aware(at)) for m, at in self._connection.execute(query)]
+
+        return [(int(m), _aware(at)) for m, at in self._rows(("departures", start, end), build)]
 
     def window(
         self, member_ids: Collection[int] | None, start: datetime, end: datetime
@@ -606,22 +816,29 @@ class MetricQueries:
         """Per member (of ``member_ids``, or all): conversation messages and mean sentiment."""
         if member_ids is not None and not member_ids:
             return []
-        query = (
-            select(
-                _MESSAGE.c.member_id,
-                func.count(),
-                _score_sum(),
-                func.count(_MESSAGE.c.sentiment),
+        ids = tuple(member_ids) if member_ids is not None else None
+
+        def build() -> Any:
+            keys = self._message_keys()
+            query = (
+                select(
+                    *keys,
+                    _MESSAGE.c.member_id,
+                    func.count(),
+                    _score_sum(),
+                    func.count(_MESSAGE.c.sentiment),
+                )
+                .select_from(self._from_messages())
+                .where(self._conversation(start, end))
+                .group_by(*keys, _MESSAGE.c.member_id)
             )
-            .select_from(self._from_messages())
-            .where(self._conversation(start, end))
-            .group_by(_MESSAGE.c.member_id)
-        )
-        if member_ids is not None:
-            query = query.where(_MESSAGE.c.member_id.in_(tuple(member_ids)))
+            if ids is not None:
+                query = query.where(_MESSAGE.c.member_id.in_(ids))
+            return query
+
         return [
             WindowFacts(int(m), int(n), int(total or 0), int(scored))
-            for m, n, total, scored in self._connection.execute(query)
+            for m, n, total, scored in self._ask(("window", ids, start, end), build)
         ]
 
 

@@ -6,7 +6,7 @@ days into instants is :mod:`analytics.periods`' job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import pairwise
@@ -70,16 +70,101 @@ def list_groups(engine: Engine) -> list[GroupRecord]:
         return [GroupRecord(r.id, r.platform, r.chat_id, r.name, r.source) for r in rows]
 
 
-class PeriodQueries:
+#: The key of the answer for groups added up (a scope that is not ``each``); group ids
+#: start at 1.
+TOGETHER = 0
+
+Question = Hashable
+Rows = list[tuple[Any, ...]]
+
+
+class QueryScope:
+    """Which groups a report's queries are about, how the answers split, and the answers.
+
+    Not ``each`` (one group, or an operator's groups added up): a query filters on the
+    ids and has no group key; counts add up over the groups and people count once
+    however many of them they are in. The answer is keyed :data:`TOGETHER`.
+
+    ``each`` (the daily jobs over many groups): every query filters on all the ids and
+    groups by group id as well (``GROUP BY group_id, ...``), so one statement answers the
+    same question for every group; the answers are kept, keyed by group, and the next
+    group asking the same question (the same query with the same arguments) reads its
+    rows from here instead of asking the database again. A group's answer is therefore
+    exactly what the query filtered on its id alone returns.
+
+    Answers are kept for the life of the scope: use one per report (or per batch of the
+    daily jobs), on data that does not change meanwhile.
+    """
+
+    def __init__(self, group_ids: Sequence[int], *, each: bool = False) -> None:
+        if not group_ids:
+            raise ValueError("a query scope needs at least one group id")
+        self.group_ids = tuple(group_ids)
+        self.each = each
+        self._answers: dict[Question, dict[int, Rows]] = {}
+
+    def keys(self, column: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+        """The group key to select and group by first: ``column`` when ``each``, else none."""
+        return [column.label("scope_group")] if self.each else []
+
+    def rows(
+        self, connection: Connection, question: Question, build: Callable[[], Any]
+    ) -> dict[int, Rows]:
+        """The rows of ``build()``'s query by group (its key column taken off), asked once."""
+        found = self._answers.get(question)
+        if found is None:
+            found = {}
+            if self.each:
+                for row in connection.execute(build()):
+                    found.setdefault(int(row[0]), []).append(tuple(row)[1:])
+            else:
+                found[TOGETHER] = [tuple(row) for row in connection.execute(build())]
+            self._answers[question] = found
+        return found
+
+
+class ScopedQueries:
+    """The common part of the query classes: a connection, a scope and this view's group."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        group_id: int | Sequence[int],
+        scope: QueryScope | None,
+    ) -> None:
+        self._connection = connection
+        own = (group_id,) if isinstance(group_id, int) else tuple(group_id)
+        if scope is None:
+            scope = QueryScope(own)
+        elif scope.each and (len(own) != 1 or own[0] not in scope.group_ids):
+            raise ValueError(f"group {own} is not one group of the scope {scope.group_ids}")
+        self._scope = scope
+        #: What the SQL filters on: every group of the scope.
+        self._group_ids = scope.group_ids
+        self._key = own[0] if scope.each else TOGETHER
+
+    def _rows(self, question: Question, build: Callable[[], Any]) -> Rows:
+        """This view's rows of the scope's answer to ``question``."""
+        return self._scope.rows(self._connection, question, build).get(self._key, [])
+
+
+class PeriodQueries(ScopedQueries):
     """The aggregates one group's metrics need for one period, on one connection.
 
     ``group_id`` may also be several ids (all groups of an operator): counts then add up
     over the groups, and people are counted once however many of the groups they are in.
+    With a :class:`QueryScope` that is ``each``, ``group_id`` is one group of the scope and
+    every answer is asked for all of the scope's groups at once.
     """
 
-    def __init__(self, connection: Connection, group_id: int | Sequence[int]) -> None:
-        self._connection = connection
-        self._group_ids = (group_id,) if isinstance(group_id, int) else tuple(group_id)
+    def __init__(
+        self,
+        connection: Connection,
+        group_id: int | Sequence[int],
+        *,
+        scope: QueryScope | None = None,
+    ) -> None:
+        super().__init__(connection, group_id, scope)
 
     def _messages_in(self, start: datetime, end: datetime) -> ColumnElement[bool]:
         return and_(
@@ -93,8 +178,18 @@ class PeriodQueries:
 
     def message_count(self, start: datetime, end: datetime) -> int:
         """Messages by members (bots excluded; commands to the bot included)."""
-        query = select(func.count()).select_from(_MESSAGE).where(self._messages_in(start, end))
-        return int(self._connection.execute(query).scalar_one())
+
+        def build() -> Any:
+            keys = self._scope.keys(_MESSAGE.c.group_id)
+            return (
+                select(*keys, func.count())
+                .select_from(_MESSAGE)
+                .where(self._messages_in(start, end))
+                .group_by(*keys)
+            )
+
+        rows = self._rows(("message_count", start, end), build)
+        return int(rows[0][0]) if rows else 0
 
     def member_activity(
         self,
@@ -108,61 +203,75 @@ class PeriodQueries:
 
         Commands addressed to the bot are left out: asking the bot is not conversation.
         """
-        days = (
-            func.count(
-                func.distinct(local_day_number(self._connection, _MESSAGE.c.sent_at, segments))
+
+        def build() -> Any:
+            days = (
+                func.count(
+                    func.distinct(local_day_number(self._connection, _MESSAGE.c.sent_at, segments))
+                )
+                if count_days
+                else literal(0)
             )
-            if count_days
-            else literal(0)
-        )
-        # Aggregate on the message index alone, then fetch the few member rows.
-        per_member = (
-            select(
-                _MESSAGE.c.member_id,
-                func.count().label("messages"),
-                func.max(_MESSAGE.c.sent_at).label("last_at"),
-                days.label("active_days"),
+            keys = self._scope.keys(_MESSAGE.c.group_id)
+            # Aggregate on the message index alone, then fetch the few member rows.
+            per_member = (
+                select(
+                    *keys,
+                    _MESSAGE.c.member_id,
+                    func.count().label("messages"),
+                    func.max(_MESSAGE.c.sent_at).label("last_at"),
+                    days.label("active_days"),
+                )
+                .where(self._messages_in(start, end), _MESSAGE.c.is_command.is_(False))
+                .group_by(*keys, _MESSAGE.c.member_id)
+                .subquery()
             )
-            .where(self._messages_in(start, end), _MESSAGE.c.is_command.is_(False))
-            .group_by(_MESSAGE.c.member_id)
-            .subquery()
-        )
-        query = select(
-            _MEMBER.c.id,
-            _MEMBER.c.user_id,
-            _MEMBER.c.display_name,
-            _MEMBER.c.opted_out,
-            per_member.c.messages,
-            per_member.c.last_at,
-            per_member.c.active_days,
-        ).select_from(per_member.join(_MEMBER, _MEMBER.c.id == per_member.c.member_id))
+            return select(
+                *([per_member.c.scope_group] if keys else []),
+                _MEMBER.c.id,
+                _MEMBER.c.user_id,
+                _MEMBER.c.display_name,
+                _MEMBER.c.opted_out,
+                per_member.c.messages,
+                per_member.c.last_at,
+                per_member.c.active_days,
+            ).select_from(per_member.join(_MEMBER, _MEMBER.c.id == per_member.c.member_id))
+
+        question = ("member_activity", start, end, tuple(segments), count_days)
         return [
             MemberActivity(
-                member_id=row.id,
-                user_id=row.user_id,
-                name=row.display_name,
-                opted_out=bool(row.opted_out),
-                messages=int(row.messages),
-                last_at=row.last_at,
-                active_days=int(row.active_days),
+                member_id=member_id,
+                user_id=user_id,
+                name=name,
+                opted_out=bool(opted_out),
+                messages=int(messages),
+                last_at=last_at,
+                active_days=int(active_days),
             )
-            for row in self._connection.execute(query)
+            for member_id, user_id, name, opted_out, messages, last_at, active_days in self._rows(
+                question, build
+            )
         ]
 
     def membership_changes(self, start: datetime, end: datetime) -> dict[str, int]:
         """Join, leave and removed events in the range, by kind."""
-        query = (
-            select(_MEMBERSHIP.c.kind, func.count())
-            .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
-            .where(
-                _MEMBERSHIP.c.group_id.in_(self._group_ids),
-                _MEMBERSHIP.c.occurred_at >= start,
-                _MEMBERSHIP.c.occurred_at < end,
-                _MEMBER.c.is_bot.is_(False),
+
+        def build() -> Any:
+            keys = self._scope.keys(_MEMBERSHIP.c.group_id)
+            return (
+                select(*keys, _MEMBERSHIP.c.kind, func.count())
+                .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+                .where(
+                    _MEMBERSHIP.c.group_id.in_(self._group_ids),
+                    _MEMBERSHIP.c.occurred_at >= start,
+                    _MEMBERSHIP.c.occurred_at < end,
+                    _MEMBER.c.is_bot.is_(False),
+                )
+                .group_by(*keys, _MEMBERSHIP.c.kind)
             )
-            .group_by(_MEMBERSHIP.c.kind)
-        )
-        return {kind: int(count) for kind, count in self._connection.execute(query)}
+
+        rows = self._rows(("membership_changes", start, end), build)
+        return {kind: int(count) for kind, count in rows}
 
     def members_at(self, instant: datetime) -> int:
         """Members in the group just before ``instant``.
@@ -170,18 +279,32 @@ class PeriodQueries:
         A member counts when seen in the group before ``instant`` (a message, a join or
         a roster entry) and their latest membership event before it is not a departure.
         """
-        latest_kind = latest_membership_kind(instant)
-        query = (
-            select(func.count(func.distinct(_GROUP_MEMBER.c.member_id)))
-            .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
-            .where(
-                _GROUP_MEMBER.c.group_id.in_(self._group_ids),
-                _GROUP_MEMBER.c.first_seen_at < instant,
-                _MEMBER.c.is_bot.is_(False),
-                func.coalesce(latest_kind, "join").not_in(DEPARTURES),
+
+        def build() -> Any:
+            keys = self._scope.keys(_GROUP_MEMBER.c.group_id)
+            return (
+                select(*keys, func.count(func.distinct(_GROUP_MEMBER.c.member_id)))
+                .select_from(_GROUP_MEMBER.join(_MEMBER, _MEMBER.c.id == _GROUP_MEMBER.c.member_id))
+                .where(members_before(self._group_ids, instant))
+                .group_by(*keys)
             )
-        )
-        return int(self._connection.execute(query).scalar_one())
+
+        rows = self._rows(("members_at", instant), build)
+        return int(rows[0][0]) if rows else 0
+
+
+def members_before(group_ids: Sequence[int], instant: datetime) -> ColumnElement[bool]:
+    """SQL for "this ``group_member`` row is a member just before ``instant``" (``members``).
+
+    Seen in the group before ``instant``, not a bot, and the latest membership event
+    before it is not a departure. ``member`` must be joined in.
+    """
+    return and_(
+        _GROUP_MEMBER.c.group_id.in_(group_ids),
+        _GROUP_MEMBER.c.first_seen_at < instant,
+        _MEMBER.c.is_bot.is_(False),
+        func.coalesce(latest_membership_kind(instant), "join").not_in(DEPARTURES),
+    )
 
 
 def bot_ids() -> Any:

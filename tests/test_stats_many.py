@@ -1,0 +1,193 @@
+"""``collect_stats_many``: every group's figures from one pass of queries over all of them
+are exactly ``collect_stats`` of that group alone, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, event, text
+
+from analytics.periods import resolve_period
+from bot.demo.generator import Community, DemoSize, generate
+from bot.events import Chat, ChatId, Event, MembershipEvent, MessageEvent, Person, UserId
+from bot.sentiment import rescore
+from config import Settings
+from handlers.stats import StatsOptions, collect_stats, collect_stats_many
+from storage.db import make_engine, upgrade
+from storage.history import OrderRow, OrderStore
+from storage.ingest import EventStore
+from storage.queries import GroupRecord, QueryScope, list_groups
+
+ZONE = ZoneInfo("Asia/Shanghai")
+LAST_DAY = date(2026, 11, 20)
+
+
+@pytest.fixture
+def community(database_url: str) -> Iterator[Engine]:
+    """Four demo groups (messages, joins, leaves, orders, scores) of three weeks."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    found, events = generate(11, DemoSize(groups=4, members=60, days=21), LAST_DAY, ZONE)
+    store = EventStore(engine)
+    while batch := list(itertools.islice(events, 2000)):
+        store.store([batch])
+    store.store([_in_two_groups(found)])
+    OrderStore(engine).store(
+        [
+            OrderRow(
+                o.platform, o.order_id, o.user_id, o.amount_fen, o.cost_fen, o.status, o.paid_at
+            )
+            for o in found.orders
+        ]
+    )
+    rescore(engine, Settings(), only_unscored=True)
+    with engine.begin() as connection:
+        # Somebody of every group is a paid member, and a few messages are recalled.
+        connection.execute(
+            text(
+                "UPDATE member SET paid_member_since = :at WHERE id IN "
+                "(SELECT MIN(member_id) FROM group_member GROUP BY group_id)"
+            ),
+            {"at": datetime(2026, 11, 1, tzinfo=ZONE).replace(tzinfo=None)},
+        )
+        connection.execute(text("UPDATE message SET recalled_at = sent_at WHERE id % 97 = 0"))
+    yield engine
+    engine.dispose()
+
+
+def _in_two_groups(found: Community) -> list[Event]:
+    """Members of one group who join another of its platform and talk and pay in both."""
+    first, second = next(
+        (a, b) for a, b in itertools.combinations(found.groups, 2) if a.platform == b.platform
+    )
+    chat = Chat(ChatId(second.chat_id), "group", second.name)
+    bot_id = f"demo-{second.platform}"
+    joined = datetime.combine(LAST_DAY - timedelta(days=2), time(9, 30), ZONE).astimezone(UTC)
+    events: list[Event] = []
+    for number, member in enumerate(found.members[first.chat_id][:6]):
+        person = Person(UserId(member.user_id), member.name)
+        events.append(
+            MembershipEvent(
+                platform=second.platform,
+                bot_id=bot_id,
+                event_id=f"twice-join-{member.user_id}",
+                chat=chat,
+                change="join",
+                members=(person,),
+                occurred_at=joined + timedelta(minutes=number),
+            )
+        )
+        for hour in range(0, 60, 7 + number):
+            events.append(
+                MessageEvent(
+                    platform=second.platform,
+                    bot_id=bot_id,
+                    message_id=f"twice-{member.user_id}-{hour}",
+                    chat=chat,
+                    sender=person,
+                    msg_type="text",
+                    text="打卡 第二个群也来了" if hour % 2 else "老师好，这个课程的价格是多少",
+                    sent_at=joined + timedelta(hours=hour, minutes=number + 1),
+                    source=second.source,
+                )
+            )
+    return events
+
+
+def _options(engine: Engine, groups: list[GroupRecord]) -> list[StatsOptions]:
+    with engine.connect() as connection:
+        busiest = connection.execute(
+            text(
+                "SELECT m.user_id FROM message g JOIN member m ON m.id = g.member_id "
+                "GROUP BY m.user_id ORDER BY COUNT(*) DESC, m.user_id LIMIT 1"
+            )
+        ).scalar_one()
+    return [
+        StatsOptions(),
+        StatsOptions(
+            exclude_users=(str(busiest),), topics={"课程": ("课", "老师"), "价格": ("价",)}
+        ),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["day", "week"])
+def test_many_groups_at_once_equal_each_group_alone(community: Engine, kind: str) -> None:
+    groups = list_groups(community)
+    assert len(groups) == 4
+    for options in _options(community, groups):
+        for day in (LAST_DAY, LAST_DAY - timedelta(days=6)):
+            period = resolve_period(kind, day, ZONE)
+            now = datetime.combine(LAST_DAY + timedelta(days=1), datetime.min.time(), ZONE)
+            for when in (None, now):
+                many = collect_stats_many(community, groups, period, options=options, now=when)
+                assert set(many) == {g.id for g in groups}
+                for group in groups:
+                    alone = collect_stats(community, group, period, options=options, now=when)
+                    assert many[group.id].to_json() == alone.to_json(), (group.chat_id, day)
+    # Not vacuous: the figures differ between groups and include the rarer metrics.
+    figures = collect_stats_many(community, groups, resolve_period("week", LAST_DAY, ZONE))
+    documents = [figures[g.id].to_json() for g in groups]
+    assert len({str(d["message_rank"]) for d in documents}) == len(groups)
+    assert any(d["gmv"]["orders"] for d in documents)
+    assert any(d["joins"]["value"] for d in documents)
+    assert any(d["leaves"]["value"] for d in documents)
+    assert any(d["paid_members"]["value"] for d in documents)
+    with community.connect() as connection:
+        shared = connection.execute(
+            text(
+                "SELECT COUNT(*) FROM (SELECT member_id FROM group_member "
+                "GROUP BY member_id HAVING COUNT(*) > 1) AS twice"
+            )
+        ).scalar_one()
+    assert shared >= 6
+
+
+def test_a_subset_of_groups_and_a_shared_scope_give_the_same_figures(community: Engine) -> None:
+    groups = list_groups(community)
+    wanted = {"messages", "active_members", "members", "message_rank"}
+    today = resolve_period("day", LAST_DAY, ZONE)
+    yesterday = resolve_period("yesterday", LAST_DAY, ZONE)
+    scope = QueryScope([g.id for g in groups], each=True)
+    first = collect_stats_many(community, groups[:2], today, wanted=wanted, scope=scope)
+    second = collect_stats_many(community, groups, yesterday, wanted=wanted, scope=scope)
+    for group in groups[:2]:
+        alone = collect_stats(community, group, today, wanted=wanted)
+        assert first[group.id].to_json() == alone.to_json()
+    for group in groups:
+        alone = collect_stats(community, group, yesterday, wanted=wanted)
+        assert second[group.id].to_json() == alone.to_json()
+
+
+def test_statements_do_not_grow_with_the_groups(community: Engine) -> None:
+    groups = list_groups(community)
+    period = resolve_period("day", LAST_DAY, ZONE)
+    wanted = {"messages", "active_members", "members", "message_rank"}
+
+    def statements(batch: list[GroupRecord]) -> int:
+        seen: list[Any] = []
+
+        def count(*_: Any) -> None:
+            seen.append(1)
+
+        event.listen(community, "before_cursor_execute", count)
+        try:
+            collect_stats_many(community, batch, period, wanted=wanted)
+        finally:
+            event.remove(community, "before_cursor_execute", count)
+        return len(seen)
+
+    assert statements(groups) == statements(groups[:1]) > 0
+
+
+def test_a_scope_rejects_a_group_it_does_not_hold(community: Engine) -> None:
+    groups = list_groups(community)
+    scope = QueryScope([groups[0].id], each=True)
+    with pytest.raises(ValueError, match="not one group of the scope"):
+        collect_stats_many(
+            community, groups[1:2], resolve_period("day", LAST_DAY, ZONE), scope=scope
+        )
