@@ -5,6 +5,7 @@ Pure: the anchor date and the zone are arguments; nothing here reads a clock.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -127,13 +128,20 @@ def offset_segments(zone: ZoneInfo, start: datetime, end: datetime) -> list[Offs
 
     The database turns stored UTC times into local ones with these, so that a period
     crossing a daylight-saving change buckets every message into its true local hour.
+    Answers are remembered: a report asks for the same ranges many times, and the daily
+    jobs ask again for every group.
     """
+    return list(_offset_segments(zone, start.astimezone(UTC), end.astimezone(UTC)))
 
+
+@functools.lru_cache(maxsize=1024)
+def _offset_segments(
+    zone: ZoneInfo, start_utc: datetime, end_utc: datetime
+) -> tuple[OffsetSegment, ...]:
     def offset_at(instant: datetime) -> int:
         delta = instant.astimezone(zone).utcoffset()
         return int(delta.total_seconds()) if delta is not None else 0
 
-    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
     segments = [OffsetSegment(None, offset_at(start_utc))]
     cursor = start_utc
     step = timedelta(hours=1)
@@ -149,4 +157,4 @@ def offset_segments(zone: ZoneInfo, start: datetime, end: datetime) -> list[Offs
                     high = middle
             segments.append(OffsetSegment(high.replace(microsecond=0), offset_at(high)))
         cursor = following
-    return segments
+    return tuple(segments)

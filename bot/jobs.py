@@ -38,9 +38,15 @@ from config.settings import (
     WecomAppSettings,
 )
 from handlers.alerts import AlertMonitor, operators_for, private_bot
-from handlers.stats import StatsOptions, collect_stats
+from handlers.stats import (
+    BATCH_GROUPS,
+    GroupStats,
+    StatsOptions,
+    collect_stats,
+    collect_stats_many,
+)
 from storage.outbox import NewPost, Outbox
-from storage.queries import GroupRecord, daily_series, find_group
+from storage.queries import GroupRecord, QueryScope, daily_series, find_groups
 
 log = logging.getLogger(__name__)
 
@@ -227,40 +233,59 @@ class Jobs:
         groups = [g for g in self._settings.groups if chat_id in (None, g.chat_id)]
         if chat_id is not None and not groups:
             result.notes.append(f"no [[groups]] entry with chat_id {chat_id!r}")
+        records = find_groups(self._engine, [(g.platform, g.chat_id) for g in groups])
+        present: list[tuple[GroupSettings, GroupRecord]] = []
         for group in groups:
-            record = find_group(self._engine, group.chat_id, group.platform)
+            record = records.get((group.platform, group.chat_id))
             if record is None:
                 result.notes.append(f"{group_key(group)}: no data yet, skipped")
-                continue
-            if job == "leaderboard":
-                self._leaderboard(group, record, day, result)
             else:
-                self._digest(group, record, day, job, result)
+                present.append((group, record))
+        # A batch's figures come from one pass of queries over all its groups.
+        for start in range(0, len(present), BATCH_GROUPS):
+            batch = present[start : start + BATCH_GROUPS]
+            if job == "leaderboard":
+                self._leaderboards(batch, day, result)
+            else:
+                self._digests(batch, day, job, result)
         if result.queued:
             self._on_queued()
         return result
 
     def leaderboard_post(
-        self, group: GroupSettings, record: GroupRecord, day: date, platform: str
+        self,
+        group: GroupSettings,
+        record: GroupRecord,
+        day: date,
+        platform: str,
+        *,
+        scope: QueryScope | None = None,
+        today: GroupStats | None = None,
     ) -> tuple[Period, RenderedPost] | None:
-        """The leaderboard of ``day`` as ``platform`` shows it; ``None`` on a silent day."""
+        """The leaderboard of ``day`` as ``platform`` shows it; ``None`` on a silent day.
+
+        ``scope`` and ``today`` let a batch pass what it already asked for its groups.
+        """
         zone = self._settings.zone
-        today = collect_stats(
-            self._engine,
-            record,
-            resolve_period("day", day, zone),
-            options=self._options,
-            wanted=LEADERBOARD_METRICS,
-        )
+        if today is None:
+            today = collect_stats_many(
+                self._engine,
+                [record],
+                resolve_period("day", day, zone),
+                options=self._options,
+                wanted=LEADERBOARD_METRICS,
+                scope=scope,
+            )[record.id]
         if not today.metrics["messages"].value:
             return None
-        yesterday = collect_stats(
+        yesterday = collect_stats_many(
             self._engine,
-            record,
+            [record],
             resolve_period("yesterday", day, zone),
             options=self._options,
             wanted=LEADERBOARD_METRICS,
-        )
+            scope=scope,
+        )[record.id]
         post = render_leaderboard(
             _named(today.to_json(), group),
             yesterday.to_json()["message_rank"],
@@ -270,27 +295,41 @@ class Jobs:
         )
         return today.period, post
 
-    def _leaderboard(
-        self, group: GroupSettings, record: GroupRecord, day: date, result: JobResult
+    def _leaderboards(
+        self, batch: list[tuple[GroupSettings, GroupRecord]], day: date, result: JobResult
     ) -> None:
-        target = f"group:{group_key(group)}"
-        resolved = self._resolve(target)
-        if resolved is None:
-            result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
+        posting: list[tuple[GroupSettings, GroupRecord, str, Target]] = []
+        for group, record in batch:
+            target = f"group:{group_key(group)}"
+            resolved = self._resolve(target)
+            if resolved is None:
+                result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
+            else:
+                posting.append((group, record, target, resolved))
+        if not posting:
             return
-        made = self.leaderboard_post(group, record, day, resolved.platform)
-        if made is None:
-            result.notes.append(f"{group_key(group)}: no messages on {day}, no leaderboard")
-            return
-        period, post = made
-        self._queue(group, "leaderboard", period, target, resolved.platform, post, result)
+        # One scope for today and yesterday: today's "before" is yesterday, asked once.
+        scope = QueryScope([record.id for _, record, _, _ in posting], each=True)
+        today = collect_stats_many(
+            self._engine,
+            [record for _, record, _, _ in posting],
+            resolve_period("day", day, self._settings.zone),
+            options=self._options,
+            wanted=LEADERBOARD_METRICS,
+            scope=scope,
+        )
+        for group, record, target, resolved in posting:
+            made = self.leaderboard_post(
+                group, record, day, resolved.platform, scope=scope, today=today[record.id]
+            )
+            if made is None:
+                result.notes.append(f"{group_key(group)}: no messages on {day}, no leaderboard")
+                continue
+            period, post = made
+            self._queue(group, "leaderboard", period, target, resolved.platform, post, result)
 
-    def _digest(
-        self, group: GroupSettings, record: GroupRecord, day: date, job: str, result: JobResult
-    ) -> None:
-        zone = self._settings.zone
-        kind: Literal["daily", "weekly"] = "daily" if job == "daily_digest" else "weekly"
-        period = resolve_period("day" if kind == "daily" else "week", day, zone)
+    def _digest_target(self, group: GroupSettings, result: JobResult) -> tuple[str, Target] | None:
+        """Where ``group``'s digest goes, or ``None`` (with a note) when nowhere."""
         if group.digest_to == "operators":
             # Privately to the group's operators through the platform's app or robot (as
             # alerts go), else into the operators' group at [alerts].webhook. Feishu takes
@@ -307,36 +346,77 @@ class Jobs:
                     "operators) or [alerts].webhook; skipped"
                 )
                 log.warning("%s", result.notes[-1])
-                return
-        else:
-            target = f"group:{group_key(group)}"
-            resolved = self._resolve(target)
-            if resolved is None:
-                result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
-                return
-        post, figures = self.digest_post(group, record, period, kind, resolved.platform)
-        takes_images = resolved.platform == "wecom"
-        self._queue(group, job, period, target, resolved.platform, post, result)
-        words = top_words_counts(figures.get("top_words"))
-        if takes_images and words:
-            # Present once the text-analysis release adds top_words to the figures.
-            cloud = base64.b64encode(render_word_cloud(words)).decode("ascii")
-            self._queue(
+                return None
+            return target, resolved
+        target = f"group:{group_key(group)}"
+        resolved = self._resolve(target)
+        if resolved is None:
+            result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
+            return None
+        return target, resolved
+
+    def _digests(
+        self,
+        batch: list[tuple[GroupSettings, GroupRecord]],
+        day: date,
+        job: str,
+        result: JobResult,
+    ) -> None:
+        zone = self._settings.zone
+        kind: Literal["daily", "weekly"] = "daily" if job == "daily_digest" else "weekly"
+        period = resolve_period("day" if kind == "daily" else "week", day, zone)
+        posting: list[tuple[GroupSettings, GroupRecord, str, Target]] = []
+        for group, record in batch:
+            found = self._digest_target(group, result)
+            if found is not None:
+                posting.append((group, record, *found))
+        if not posting:
+            return
+        stats = collect_stats_many(
+            self._engine,
+            [record for _, record, _, _ in posting],
+            period,
+            options=self._options,
+        )
+        failed = self._failures(period)
+        for group, record, target, resolved in posting:
+            post, figures = self.digest_post(
                 group,
-                f"{job}_words",
+                record,
                 period,
-                target,
+                kind,
                 resolved.platform,
-                RenderedPost(post.title, cloud),
-                result,
-                "image",
+                stats=stats[record.id],
+                failures=failed.get(group_key(group), []),
             )
-        if kind == "weekly" and takes_images:
-            chart = self.weekly_chart(record, period)
-            image = RenderedPost(post.title, base64.b64encode(chart).decode("ascii"))
-            self._queue(
-                group, "weekly_chart", period, target, resolved.platform, image, result, "image"
-            )
+            takes_images = resolved.platform == "wecom"
+            self._queue(group, job, period, target, resolved.platform, post, result)
+            words = top_words_counts(figures.get("top_words"))
+            if takes_images and words:
+                cloud = base64.b64encode(render_word_cloud(words)).decode("ascii")
+                self._queue(
+                    group,
+                    f"{job}_words",
+                    period,
+                    target,
+                    resolved.platform,
+                    RenderedPost(post.title, cloud),
+                    result,
+                    "image",
+                )
+            if kind == "weekly" and takes_images:
+                chart = self.weekly_chart(record, period)
+                image = RenderedPost(post.title, base64.b64encode(chart).decode("ascii"))
+                self._queue(
+                    group, "weekly_chart", period, target, resolved.platform, image, result, "image"
+                )
+
+    def _failures(self, period: Period) -> dict[str, list[str]]:
+        """Posts that failed since the day before ``period``, by group key (one query)."""
+        failed: dict[str, list[str]] = {}
+        for p in self._outbox.failed_since(period.start_utc - timedelta(days=1)):
+            failed.setdefault(p.group_key, []).append(f"{p.job} {p.period_key}: {p.error}")
+        return failed
 
     def digest_post(
         self,
@@ -345,15 +425,18 @@ class Jobs:
         period: Period,
         kind: Literal["daily", "weekly"],
         platform: str,
+        *,
+        stats: GroupStats | None = None,
+        failures: list[str] | None = None,
     ) -> tuple[RenderedPost, dict[str, Any]]:
-        """The digest of ``period`` as ``platform`` shows it, and the figures behind it."""
-        stats = collect_stats(self._engine, record, period, options=self._options)
-        failures = [
-            f"{p.job} {p.period_key}: {p.error}"
-            for p in self._outbox.failed_since(
-                period.start_utc - timedelta(days=1), group_key(group)
-            )
-        ]
+        """The digest of ``period`` as ``platform`` shows it, and the figures behind it.
+
+        A batch passes the group's ``stats`` and ``failures`` it already has.
+        """
+        if stats is None:
+            stats = collect_stats(self._engine, record, period, options=self._options)
+        if failures is None:
+            failures = self._failures(period).get(group_key(group), [])
         targets = [
             TargetCheck(metric, value)
             for metric, value in self._settings.targets.model_dump().items()

@@ -64,6 +64,24 @@ def find_group(engine: Engine, chat_id: str, platform: str | None = None) -> Gro
     return GroupRecord(row.id, row.platform, row.chat_id, row.name, row.source)
 
 
+def find_groups(
+    engine: Engine, chats: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], GroupRecord]:
+    """The groups of these ``(platform, chat_id)`` pairs that exist, keyed by the pair."""
+    wanted = set(chats)
+    found: dict[tuple[str, str], GroupRecord] = {}
+    ids = sorted({chat_id for _, chat_id in wanted})
+    with engine.connect() as connection:
+        for start in range(0, len(ids), 500):
+            query = select(_GROUP).where(_GROUP.c.chat_id.in_(ids[start : start + 500]))
+            for row in connection.execute(query):
+                if (row.platform, row.chat_id) in wanted:
+                    found[(row.platform, row.chat_id)] = GroupRecord(
+                        row.id, row.platform, row.chat_id, row.name, row.source
+                    )
+    return found
+
+
 def list_groups(engine: Engine) -> list[GroupRecord]:
     with engine.connect() as connection:
         rows = connection.execute(select(_GROUP).order_by(_GROUP.c.platform, _GROUP.c.chat_id))
