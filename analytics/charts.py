@@ -99,11 +99,14 @@ def render_word_cloud(words: Mapping[str, int], *, width: int = 800, height: int
         max_words=100,
         random_state=7,  # the same words give the same picture
         prefer_horizontal=0.9,
-        font_step=2,  # half the size tries; sizes still differ by 4 px drawn
-        min_font_size=5,  # 10 px drawn: the smallest words stay legible
+        font_step=1,
+        min_font_size=3,  # 12 px drawn: the smallest words stay legible
     ).generate_from_frequencies(frequencies)
     buffer = io.BytesIO()
-    cloud.to_image().save(buffer, format="PNG", compress_level=CLOUD_PNG_LEVEL)
+    # A few dozen flat colours and their anti-aliased edges: 256 palette colours keep the
+    # look, and a palette PNG is a third of the bytes and a fraction of the encoding time.
+    image = cloud.to_image().quantize(colors=256, method=_fast_octree())
+    image.save(buffer, format="PNG", compress_level=CLOUD_PNG_LEVEL)
     data = buffer.getvalue()
     if len(data) > MAX_IMAGE_BYTES:
         raise ChartTooLarge(f"word cloud is {len(data)} bytes, over the 2 MB limit")
@@ -111,7 +114,7 @@ def render_word_cloud(words: Mapping[str, int], *, width: int = 800, height: int
 
 
 #: The word cloud's layout canvas is this many times smaller than the picture.
-CLOUD_SCALE = 2
+CLOUD_SCALE = 4
 #: zlib level of the word cloud's PNG: 1 is several times faster than ``optimize`` (9).
 CLOUD_PNG_LEVEL = 1
 
@@ -137,11 +140,20 @@ class _FontCache:
         key = (font, size)
         found = fonts.get(key)
         if found is None:
-            found = fonts[key] = self._image_font.truetype(font, size)
+            # Chinese needs no shaping: the basic layout measures a third faster than raqm.
+            found = fonts[key] = self._image_font.truetype(
+                font, size, layout_engine=self._image_font.Layout.BASIC
+            )
         return found
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._image_font, name)
+
+
+def _fast_octree() -> Any:
+    from PIL import Image
+
+    return Image.Quantize.FASTOCTREE
 
 
 @functools.cache
@@ -150,6 +162,45 @@ def _cached_fonts() -> None:
     import wordcloud.wordcloud as module
 
     module.ImageFont = _FontCache(module.ImageFont)
+
+
+def warm_word_cloud() -> None:
+    """Import wordcloud and load the font sizes a typical cloud uses (on this thread)."""
+    render_word_cloud({word: 60 - 2 * rank for rank, word in enumerate(_WARM_WORDS)})
+
+
+_WARM_WORDS = (
+    "今天",
+    "大家",
+    "活动",
+    "老师",
+    "课程",
+    "打卡",
+    "分享",
+    "学习",
+    "问题",
+    "谢谢",
+    "时间",
+    "明天",
+    "一起",
+    "加油",
+    "报名",
+    "价格",
+    "优惠",
+    "团购",
+    "发货",
+    "快递",
+    "质量",
+    "推荐",
+    "朋友",
+    "孩子",
+    "早上",
+    "晚上",
+    "作业",
+    "链接",
+    "红包",
+    "群里",
+)
 
 
 def top_words_counts(value: object) -> dict[str, int]:

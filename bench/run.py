@@ -257,8 +257,9 @@ def bench_daily_jobs(quick: bool) -> list[Result]:
             ratio,
             "<=5",
             ratio <= 5,
-            f"{run.groups} groups, {run.posts} posts; figures+outbox {run.jobs_seconds:.1f} s; "
-            f"baseline {run.baseline_seconds:.2f} s of bare posts",
+            f"{run.groups} groups, {run.posts} posts; figures+outbox {run.jobs_seconds:.2f} s; "
+            f"baseline {run.baseline_seconds:.2f} s of bare posts; "
+            f"warm-up {run.warm_up_seconds:.1f} s once before",
         )
     ]
 

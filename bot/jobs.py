@@ -21,7 +21,12 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
-from analytics.charts import render_weekly_chart, render_word_cloud, top_words_counts
+from analytics.charts import (
+    render_weekly_chart,
+    render_word_cloud,
+    top_words_counts,
+    warm_word_cloud,
+)
 from analytics.periods import Period, offset_segments, resolve_period
 from analytics.posts import RenderedPost, TargetCheck, render_digest, render_leaderboard
 from bot.platforms.base import Clock
@@ -65,6 +70,8 @@ class JobResult:
     queued: list[int] = field(default_factory=list)
     existing: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Posts made but not yet written to the outbox (a batch writes them together).
+    unsaved: list[NewPost] = field(default_factory=list, repr=False)
 
 
 def group_key(group: GroupSettings) -> str:
@@ -195,6 +202,19 @@ class Jobs:
             webhook_platform=webhook.platform if webhook is not None else None,
         )
 
+    def warm_up(self) -> None:
+        """Load what the first digest would otherwise load while it runs (about 2 s).
+
+        jieba's dictionary and IDF table, and wordcloud with its fonts. A process that
+        runs jobs for many groups pays this once; ``serve`` can call it at start.
+        """
+        from analytics.text import TextConfig, segmenter
+
+        opts = self._options
+        seg = segmenter(TextConfig(opts.stop_words, opts.user_dict, opts.cache_dir))
+        seg.keywords(["群里今天的活动大家都来打卡"], 1)
+        warm_word_cloud()
+
     def run(self, job: str, day: date, chat_id: str | None = None) -> JobResult:
         """Run ``job`` for the period containing ``day`` (optionally one group only).
 
@@ -248,6 +268,7 @@ class Jobs:
                 self._leaderboards(batch, day, result)
             else:
                 self._digests(batch, day, job, result)
+            self._save(result)
         if result.queued:
             self._on_queued()
         return result
@@ -486,7 +507,7 @@ class Jobs:
         key = period.first.isoformat()
         if period.last != period.first:
             key = f"{key}~{period.last.isoformat()}"
-        new_id = self._outbox.add(
+        result.unsaved.append(
             NewPost(
                 group_key=group_key(group),
                 job=job,
@@ -496,14 +517,20 @@ class Jobs:
                 msg_type=msg_type,
                 title=post.title,
                 body=post.body,
-            ),
-            self._clock(),
+            )
         )
-        if new_id is None:
-            result.existing += 1
-            result.notes.append(f"{group_key(group)}: {job} for {key} was already queued")
-        else:
-            result.queued.append(new_id)
+
+    def _save(self, result: JobResult) -> None:
+        """Write the posts made so far to the outbox, in one transaction."""
+        posts, result.unsaved = result.unsaved, []
+        for post, new_id in zip(posts, self._outbox.add_many(posts, self._clock()), strict=True):
+            if new_id is None:
+                result.existing += 1
+                result.notes.append(
+                    f"{post.group_key}: {post.job} for {post.period_key} was already queued"
+                )
+            else:
+                result.queued.append(new_id)
 
 
 def _named(document: dict[str, Any], group: GroupSettings) -> dict[str, Any]:

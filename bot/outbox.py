@@ -134,15 +134,14 @@ class OutboxSender:
         """
         while True:
             await self.deliver_due(ids)
-            pending = [
-                p for p in self._outbox.list("pending", limit=10_000) if ids is None or p.id in ids
-            ]
-            if not pending:
+            # Only the earliest due time: listing the pending posts (bodies and images)
+            # after every page of 50 made a long drain quadratic.
+            due = self._outbox.next_due_at(ids)
+            if due is None:
                 if not self._inflight:
                     return
                 await self._settled.wait()  # the background loop is mid-send: let it finish
                 continue
-            due = min(p.next_attempt_at for p in pending)
             await self._sleep(max((due - self._clock()).total_seconds(), 0.001))
 
     async def _deliver(self, post: PostRecord) -> bool:

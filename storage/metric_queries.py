@@ -494,15 +494,15 @@ class MetricQueries(ScopedQueries):
 
     def orders(self, start: datetime, end: datetime) -> OrderFacts:
         """Paid orders of the groups' members in the range: count, GMV, cost, payers."""
-        source, keys, in_groups = self._orders_of_members()
-        imported = self._ask(
-            ("orders_imported",),
-            lambda: (
-                select(*keys, func.count()).select_from(source).where(in_groups).group_by(*keys)
-            ),
-        )
+
+        def imported_orders() -> Any:
+            source, keys, in_groups = self._orders_of_members()
+            return select(*keys, func.count()).select_from(source).where(in_groups).group_by(*keys)
+
+        imported = self._ask(("orders_imported",), imported_orders)
 
         def paid() -> Any:
+            source, keys, in_groups = self._orders_of_members()
             return (
                 select(
                     *keys,
@@ -524,16 +524,17 @@ class MetricQueries(ScopedQueries):
 
     def payer_ids(self, start: datetime, end: datetime) -> set[int]:
         """Member ids with a paid order in the range (few: one row per paying person)."""
-        source, keys, in_groups = self._orders_of_members()
-        rows = self._ask(
-            ("payer_ids", start, end),
-            lambda: (
+
+        def payers() -> Any:
+            source, keys, in_groups = self._orders_of_members()
+            return (
                 select(*keys, _ORDER.c.member_id)
                 .select_from(source)
                 .where(in_groups, self._paid_in(start, end))
                 .distinct()
-            ),
-        )
+            )
+
+        rows = self._ask(("payer_ids", start, end), payers)
         return {int(member) for (member,) in rows}
 
     # --- members and lifecycle ------------------------------------------------------
@@ -571,16 +572,20 @@ class MetricQueries(ScopedQueries):
         from storage.models import UTCDateTime
 
         convert = UTCDateTime().process_result_value
-        return [
-            CurrentMember(
-                int(row[0]),
-                str(row[1]),
-                row[2],
-                bool(row[3]),
-                _aware(convert(row[4], self._connection.dialect)),
-            )
-            for row in self._rows(("current_members", instant), build)
-        ]
+
+        def records(rows: Rows) -> list[CurrentMember]:
+            return [
+                CurrentMember(
+                    int(row[0]),
+                    str(row[1]),
+                    row[2],
+                    bool(row[3]),
+                    _aware(convert(row[4], self._connection.dialect)),
+                )
+                for row in rows
+            ]
+
+        return self._records(("current_members", instant), build, records)
 
     def paid_members(self, instant: datetime) -> int:
         """Members in the groups before ``instant`` flagged as paid members by then."""
@@ -674,10 +679,14 @@ class MetricQueries(ScopedQueries):
         from storage.models import UTCDateTime
 
         convert = UTCDateTime().process_result_value
-        return [
-            Joiner(int(r[0]), str(r[1]), _aware(convert(r[2], self._connection.dialect)))
-            for r in self._rows(("joiners", start, end), build)
-        ]
+
+        def records(rows: Rows) -> list[Joiner]:
+            return [
+                Joiner(int(r[0]), str(r[1]), _aware(convert(r[2], self._connection.dialect)))
+                for r in rows
+            ]
+
+        return self._records(("joiners", start, end), build, records)
 
     def joiner_message_days(
         self,

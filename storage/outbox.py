@@ -68,28 +68,39 @@ class Outbox:
 
     def add(self, post: NewPost, now: datetime) -> int | None:
         """Queue ``post``; return its id, or ``None`` when its (group, job, period) exists."""
+        return self.add_many([post], now)[0]
+
+    def add_many(self, posts: Sequence[NewPost], now: datetime) -> builtins.list[int | None]:
+        """Queue ``posts`` in one transaction; per post its id, or ``None`` as :meth:`add`."""
+        ids: builtins.list[int | None] = []
+        if not posts:
+            return ids
         with self._engine.begin() as connection:
             statement = (
                 insert_for(connection, _OUTBOX)
-                .values(
-                    group_key=post.group_key,
-                    job=post.job,
-                    period_key=post.period_key,
-                    platform=post.platform,
-                    target=post.target,
-                    msg_type=post.msg_type,
-                    title=post.title,
-                    body=post.body,
-                    state="pending",
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
                 .on_conflict_do_nothing(index_elements=["group_key", "job", "period_key"])
                 .returning(_OUTBOX.c.id)
             )
-            row = connection.execute(statement).first()
-        return None if row is None else int(row[0])
+            for post in posts:
+                row = connection.execute(
+                    statement,
+                    {
+                        "group_key": post.group_key,
+                        "job": post.job,
+                        "period_key": post.period_key,
+                        "platform": post.platform,
+                        "target": post.target,
+                        "msg_type": post.msg_type,
+                        "title": post.title,
+                        "body": post.body,
+                        "state": "pending",
+                        "attempts": 0,
+                        "created_at": now,
+                        "next_attempt_at": now,
+                    },
+                ).first()
+                ids.append(None if row is None else int(row[0]))
+        return ids
 
     def due(
         self, now: datetime, limit: int = 50, ids: Sequence[int] | None = None
@@ -106,9 +117,11 @@ class Outbox:
         with self._engine.connect() as connection:
             return [_record(row) for row in connection.execute(query)]
 
-    def next_due_at(self) -> datetime | None:
-        """When the earliest pending post becomes due (``None``: nothing pending)."""
+    def next_due_at(self, ids: Sequence[int] | None = None) -> datetime | None:
+        """When the earliest pending post (of ``ids``) becomes due (``None``: none pending)."""
         query = select(func.min(_OUTBOX.c.next_attempt_at)).where(_OUTBOX.c.state == "pending")
+        if ids is not None:
+            query = query.where(_OUTBOX.c.id.in_(list(ids)))
         with self._engine.connect() as connection:
             value = connection.execute(query).scalar()
         if value is None:

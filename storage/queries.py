@@ -10,7 +10,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Date, Engine, and_, case, cast, func, literal, select, text
 from sqlalchemy.engine import Connection
@@ -93,6 +93,7 @@ def list_groups(engine: Engine) -> list[GroupRecord]:
 TOGETHER = 0
 
 Question = Hashable
+_T = TypeVar("_T")
 Rows = list[tuple[Any, ...]]
 
 
@@ -120,6 +121,8 @@ class QueryScope:
         self.group_ids = tuple(group_ids)
         self.each = each
         self._answers: dict[Question, dict[int, Rows]] = {}
+        #: Records made from a group's rows, by (question, group key): made once.
+        self.records: dict[tuple[Question, int], Any] = {}
 
     def keys(self, column: ColumnElement[Any]) -> list[ColumnElement[Any]]:
         """The group key to select and group by first: ``column`` when ``each``, else none."""
@@ -164,6 +167,16 @@ class ScopedQueries:
     def _rows(self, question: Question, build: Callable[[], Any]) -> Rows:
         """This view's rows of the scope's answer to ``question``."""
         return self._scope.rows(self._connection, question, build).get(self._key, [])
+
+    def _records(
+        self, question: Question, build: Callable[[], Any], convert: Callable[[Rows], _T]
+    ) -> _T:
+        """``convert`` of this view's rows, made once per scope (callers must not mutate it)."""
+        key = (question, self._key)
+        if key not in self._scope.records:
+            self._scope.records[key] = convert(self._rows(question, build))
+        found: _T = self._scope.records[key]
+        return found
 
 
 class PeriodQueries(ScopedQueries):
@@ -255,21 +268,22 @@ class PeriodQueries(ScopedQueries):
                 per_member.c.active_days,
             ).select_from(per_member.join(_MEMBER, _MEMBER.c.id == per_member.c.member_id))
 
+        def convert(rows: Rows) -> list[MemberActivity]:
+            return [
+                MemberActivity(
+                    member_id=member_id,
+                    user_id=user_id,
+                    name=name,
+                    opted_out=bool(opted_out),
+                    messages=int(messages),
+                    last_at=last_at,
+                    active_days=int(active_days),
+                )
+                for member_id, user_id, name, opted_out, messages, last_at, active_days in rows
+            ]
+
         question = ("member_activity", start, end, tuple(segments), count_days)
-        return [
-            MemberActivity(
-                member_id=member_id,
-                user_id=user_id,
-                name=name,
-                opted_out=bool(opted_out),
-                messages=int(messages),
-                last_at=last_at,
-                active_days=int(active_days),
-            )
-            for member_id, user_id, name, opted_out, messages, last_at, active_days in self._rows(
-                question, build
-            )
-        ]
+        return self._records(question, build, convert)
 
     def membership_changes(self, start: datetime, end: datetime) -> dict[str, int]:
         """Join, leave and removed events in the range, by kind."""
