@@ -247,7 +247,7 @@ def bench_daily_jobs(quick: bool) -> list[Result]:
     from bench.jobs import bench_jobs
 
     # 1,000 groups take many minutes (see bench/README.md); the ratio does not depend on N.
-    run = bench_jobs(20 if quick else 300)
+    run = bench_jobs(20 if quick else 1000)
     ratio = run.seconds / run.baseline_seconds
     return [
         Result(

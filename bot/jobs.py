@@ -14,6 +14,8 @@ import asyncio
 import base64
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -72,6 +74,80 @@ class JobResult:
     notes: list[str] = field(default_factory=list)
     #: Posts made but not yet written to the outbox (a batch writes them together).
     unsaved: list[NewPost] = field(default_factory=list, repr=False)
+    #: Word clouds being drawn, queued after the run's other posts.
+    clouds: list[_Cloud] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class _Cloud:
+    group: GroupSettings
+    job: str
+    period: Period
+    target: str
+    platform: str
+    title: str
+    words: dict[str, int]
+    png: Future[bytes]
+
+
+#: A run with at least this many word clouds in a batch draws them in one worker process,
+#: beside the figures and posts of the other groups (a cloud is 20-40 ms of CPU).
+CLOUD_PROCESS_MIN = 16
+
+
+class CloudRenderer:
+    """Draws a run's word clouds: in this thread, or in a worker process when many.
+
+    The worker (one process, ``spawn``: the caller may have threads) starts when a batch
+    expects :data:`CLOUD_PROCESS_MIN` clouds or more, and ends with the run. A broken
+    worker is not fatal: its clouds are drawn here instead.
+    """
+
+    def __init__(self, process_min: int = CLOUD_PROCESS_MIN) -> None:
+        self._process_min = process_min
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> CloudRenderer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def expect(self, clouds: int) -> None:
+        """A batch is about to ask for ``clouds`` clouds: start the worker if worth it."""
+        if self._pool is None and clouds >= self._process_min:
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=warm_word_cloud,
+            )
+
+    def render(self, words: dict[str, int]) -> Future[bytes]:
+        """The PNG of ``words``, now or later."""
+        if self._pool is not None:
+            try:
+                return self._pool.submit(render_word_cloud, words)
+            except (BrokenProcessPool, RuntimeError):
+                log.warning("word cloud worker is gone; drawing the clouds here")
+                self._pool = None
+        done: Future[bytes] = Future()
+        try:
+            done.set_result(render_word_cloud(words))
+        except Exception as error:  # raised again by result(), as a direct call would
+            done.set_exception(error)
+        return done
+
+    def result(self, png: Future[bytes], words: dict[str, int]) -> bytes:
+        """The PNG of :meth:`render`'s ``words``; drawn here if the worker broke meanwhile."""
+        try:
+            return png.result()
+        except BrokenProcessPool:
+            log.warning("word cloud worker broke; drawing the cloud here")
+            return render_word_cloud(words)
 
 
 def group_key(group: GroupSettings) -> str:
@@ -180,6 +256,8 @@ class Jobs:
         clock: Clock,
         on_queued: Callable[[], None] = lambda: None,
         telemetry: Telemetry | None = None,
+        *,
+        cloud_process_min: int = CLOUD_PROCESS_MIN,
     ) -> None:
         self._settings = settings
         self._telemetry = telemetry
@@ -187,6 +265,7 @@ class Jobs:
         self._outbox = outbox
         self._clock = clock
         self._on_queued = on_queued
+        self._cloud_process_min = cloud_process_min
         self._resolve = targets_from(settings)
         self._options = StatsOptions.from_settings(settings)
         #: Runs in worker threads right now: cancelling the awaiting task does not stop a
@@ -262,12 +341,27 @@ class Jobs:
             else:
                 present.append((group, record))
         # A batch's figures come from one pass of queries over all its groups.
-        for start in range(0, len(present), BATCH_GROUPS):
-            batch = present[start : start + BATCH_GROUPS]
-            if job == "leaderboard":
-                self._leaderboards(batch, day, result)
-            else:
-                self._digests(batch, day, job, result)
+        with CloudRenderer(self._cloud_process_min) as clouds:
+            for start in range(0, len(present), BATCH_GROUPS):
+                batch = present[start : start + BATCH_GROUPS]
+                if job == "leaderboard":
+                    self._leaderboards(batch, day, result)
+                else:
+                    self._digests(batch, day, job, result, clouds)
+                self._save(result)
+            for cloud in result.clouds:
+                image = base64.b64encode(clouds.result(cloud.png, cloud.words)).decode("ascii")
+                self._queue(
+                    cloud.group,
+                    cloud.job,
+                    cloud.period,
+                    cloud.target,
+                    cloud.platform,
+                    RenderedPost(cloud.title, image),
+                    result,
+                    "image",
+                )
+            result.clouds.clear()
             self._save(result)
         if result.queued:
             self._on_queued()
@@ -382,6 +476,7 @@ class Jobs:
         day: date,
         job: str,
         result: JobResult,
+        clouds: CloudRenderer,
     ) -> None:
         zone = self._settings.zone
         kind: Literal["daily", "weekly"] = "daily" if job == "daily_digest" else "weekly"
@@ -399,6 +494,14 @@ class Jobs:
             period,
             options=self._options,
         )
+        clouds.expect(
+            sum(
+                1
+                for _, record, _, resolved in posting
+                if resolved.platform == "wecom"
+                and top_words_counts(stats[record.id].details.get("top_words"))
+            )
+        )
         failed = self._failures(period)
         for group, record, target, resolved in posting:
             post, figures = self.digest_post(
@@ -414,16 +517,18 @@ class Jobs:
             self._queue(group, job, period, target, resolved.platform, post, result)
             words = top_words_counts(figures.get("top_words"))
             if takes_images and words:
-                cloud = base64.b64encode(render_word_cloud(words)).decode("ascii")
-                self._queue(
-                    group,
-                    f"{job}_words",
-                    period,
-                    target,
-                    resolved.platform,
-                    RenderedPost(post.title, cloud),
-                    result,
-                    "image",
+                # Queued when the run's figures are done: meanwhile a worker may draw it.
+                result.clouds.append(
+                    _Cloud(
+                        group,
+                        f"{job}_words",
+                        period,
+                        target,
+                        resolved.platform,
+                        post.title,
+                        words,
+                        clouds.render(words),
+                    )
                 )
             if kind == "weekly" and takes_images:
                 chart = self.weekly_chart(record, period)

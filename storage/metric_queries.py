@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
@@ -199,20 +199,25 @@ class MetricQueries(ScopedQueries):
         Added up (one group or an operator's), a joiner of any of the groups counts in all
         of them, as the joiners' ids once did; per group (``each``), only in that group.
         """
-        joins = (
-            select(_MEMBERSHIP.c.member_id)
-            .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
-            .where(
-                _MEMBERSHIP.c.group_id.in_(self._group_ids),
-                _MEMBERSHIP.c.kind == "join",
-                _MEMBERSHIP.c.occurred_at >= start,
-                _MEMBERSHIP.c.occurred_at < end,
-                _MEMBER.c.is_bot.is_(False),
+
+        def joins(*columns: ColumnElement[Any]) -> Any:
+            return (
+                select(*columns)
+                .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+                .where(
+                    _MEMBERSHIP.c.group_id.in_(self._group_ids),
+                    _MEMBERSHIP.c.kind == "join",
+                    _MEMBERSHIP.c.occurred_at >= start,
+                    _MEMBERSHIP.c.occurred_at < end,
+                    _MEMBER.c.is_bot.is_(False),
+                )
             )
-        )
+
         if self._scope.each and group is not None:
-            joins = joins.where(_MEMBERSHIP.c.group_id == group)
-        return member.in_(joins)
+            # (group, member) pairs, not a subquery correlated on every message row.
+            pairs = joins(_MEMBERSHIP.c.group_id, _MEMBERSHIP.c.member_id)
+            return tuple_(group, member).in_(pairs)
+        return member.in_(joins(_MEMBERSHIP.c.member_id))
 
     def hourly(
         self,
@@ -843,11 +848,18 @@ class MetricQueries(ScopedQueries):
             )
             if ids is not None:
                 query = query.where(_MESSAGE.c.member_id.in_(ids))
+                if self._scope.each:
+                    # Asked by one group about its own members (a leaver's last weeks):
+                    # no other group asks the same, so only this group is read.
+                    query = query.where(_MESSAGE.c.group_id == self._key)
             return query
 
+        question: tuple[Any, ...] = ("window", ids, start, end)
+        if ids is not None and self._scope.each:
+            question = (*question, self._key)
         return [
             WindowFacts(int(m), int(n), int(total or 0), int(scored))
-            for m, n, total, scored in self._ask(("window", ids, start, end), build)
+            for m, n, total, scored in self._ask(question, build)
         ]
 
 
