@@ -120,6 +120,8 @@ class CloudRenderer:
         if self._pool is None and clouds >= self._process_min:
             import multiprocessing
 
+            log.info("word clouds: %d to draw, starting a worker process", clouds)
+
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),

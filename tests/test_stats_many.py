@@ -3,7 +3,9 @@ are exactly ``collect_stats`` of that group alone, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import itertools
+import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -191,3 +193,69 @@ def test_a_scope_rejects_a_group_it_does_not_hold(community: Engine) -> None:
         collect_stats_many(
             community, groups[1:2], resolve_period("day", LAST_DAY, ZONE), scope=scope
         )
+
+
+def _jobs(community: Engine, database_url: str, cloud_process_min: int) -> tuple[Any, Settings]:
+    from pydantic import SecretStr
+
+    from bot.jobs import Jobs
+    from config.settings import GroupSettings, StorageSettings
+    from storage.outbox import Outbox
+
+    hooks = {
+        "wecom": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k{n}",
+        "dingtalk": "https://oapi.dingtalk.com/robot/send?access_token=t{n}",
+        "feishu": "https://open.feishu.cn/open-apis/bot/v2/hook/h{n}",
+    }
+    settings = Settings(
+        storage=StorageSettings(url=database_url),
+        groups=tuple(
+            GroupSettings(
+                platform=g.platform,  # type: ignore[arg-type]
+                chat_id=g.chat_id,
+                webhook=SecretStr(hooks[g.platform].format(n=n)),
+            )
+            for n, g in enumerate(list_groups(community))
+        ),
+    )
+    now = datetime.combine(LAST_DAY + timedelta(days=1), time(8), ZONE).astimezone(UTC)
+    jobs = Jobs(
+        settings, community, Outbox(community), lambda: now, cloud_process_min=cloud_process_min
+    )
+    return jobs, settings
+
+
+def test_batched_jobs_post_what_one_group_at_a_time_would(
+    community: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from analytics.charts import render_word_cloud, top_words_counts
+    from storage.outbox import Outbox
+
+    # The worker process draws the clouds (it starts for one cloud here).
+    jobs, settings = _jobs(community, database_url, cloud_process_min=1)
+    with caplog.at_level(logging.INFO, logger="bot.jobs"):
+        queued = {job: jobs.run(job, LAST_DAY).queued for job in ("leaderboard", "daily_digest")}
+    assert "starting a worker process" in caplog.text
+    posts = {(p.group_key, p.job): p for p in Outbox(community).list(limit=1000)}
+    assert len(posts) == sum(len(ids) for ids in queued.values())
+    groups = {f"{g.platform}:{g.chat_id}": g for g in settings.groups}
+    clouds = 0
+    for key, group in groups.items():
+        record = next(r for r in list_groups(community) if f"{r.platform}:{r.chat_id}" == key)
+        made = jobs.leaderboard_post(group, record, LAST_DAY, group.platform)
+        if made is None:
+            assert (key, "leaderboard") not in posts
+        else:
+            assert posts[key, "leaderboard"].body == made[1].body
+        period = resolve_period("day", LAST_DAY, ZONE)
+        digest, figures = jobs.digest_post(group, record, period, "daily", group.platform)
+        assert posts[key, "daily_digest"].body == digest.body
+        words = top_words_counts(figures.get("top_words"))
+        if group.platform == "wecom" and words:
+            clouds += 1
+            image = posts[key, "daily_digest_words"]
+            assert image.msg_type == "image"
+            assert base64.b64decode(image.body) == render_word_cloud(words)
+        else:
+            assert (key, "daily_digest_words") not in posts
+    assert clouds >= 1
