@@ -143,6 +143,22 @@ class CloudRenderer:
             done.set_exception(error)
         return done
 
+    def finish(self, pending: list[tuple[Future[bytes], dict[str, int]]]) -> list[bytes]:
+        """Every PNG of ``pending`` (futures from :meth:`render` and their words), in order.
+
+        While the worker draws from the front, this thread draws from the back the clouds
+        it has not started, so both cores work until the last cloud.
+        """
+        drawn: dict[int, bytes] = {}
+        for index in reversed(range(len(pending))):
+            png, words = pending[index]
+            if png.cancel():
+                drawn[index] = render_word_cloud(words)
+        return [
+            drawn[index] if index in drawn else self.result(png, words)
+            for index, (png, words) in enumerate(pending)
+        ]
+
     def result(self, png: Future[bytes], words: dict[str, int]) -> bytes:
         """The PNG of :meth:`render`'s ``words``; drawn here if the worker broke meanwhile."""
         try:
@@ -351,8 +367,9 @@ class Jobs:
                 else:
                     self._digests(batch, day, job, result, clouds)
                 self._save(result)
-            for cloud in result.clouds:
-                image = base64.b64encode(clouds.result(cloud.png, cloud.words)).decode("ascii")
+            pngs = clouds.finish([(cloud.png, cloud.words) for cloud in result.clouds])
+            for cloud, png in zip(result.clouds, pngs, strict=True):
+                image = base64.b64encode(png).decode("ascii")
                 self._queue(
                     cloud.group,
                     cloud.job,
