@@ -43,11 +43,14 @@ class JobsRun:
 
 def _database(groups: int) -> tuple[Path, list[tuple[PlatformName, str]]]:
     from bot.demo.generator import DemoSize, generate
+    from bot.sentiment import rescore
+    from config import Settings
     from storage.db import make_engine, upgrade
     from storage.ingest import EventStore
 
     size = DemoSize(groups, 20, 2, 2.0)
-    path = DATA / f"jobs-g{groups}-s{SEED}.db"
+    # "-w": scored and cut by the scorer's own rescore, as `serve` leaves the database.
+    path = DATA / f"jobs-g{groups}-s{SEED}-w.db"
     community, events = generate(SEED, size, LAST_DAY, ZONE)
     chats = [(g.platform, g.chat_id) for g in community.groups]
     if path.exists():
@@ -61,6 +64,7 @@ def _database(groups: int) -> tuple[Path, list[tuple[PlatformName, str]]]:
         store = EventStore(engine)
         while batch := list(itertools.islice(events, 5000)):
             store.store([batch])
+        rescore(engine, Settings(), only_unscored=True)
     finally:
         engine.dispose()
     partial.rename(path)

@@ -305,11 +305,13 @@ class Jobs:
         jieba's dictionary and IDF table, and wordcloud with its fonts. A process that
         runs jobs for many groups pays this once; ``serve`` can call it at start.
         """
-        from analytics.text import TextConfig, segmenter
+        from collections import Counter
+
+        from analytics.text import keywords, segmenter
 
         opts = self._options
-        seg = segmenter(TextConfig(opts.stop_words, opts.user_dict, opts.cache_dir))
-        seg.keywords(["群里今天的活动大家都来打卡"], 1)
+        segmenter(opts.text_config())  # for texts the background scorer has not cut yet
+        keywords(Counter({"活动": 1}), 1, opts.cache_dir)
         warm_word_cloud()
 
     def run(self, job: str, day: date, chat_id: str | None = None) -> JobResult:
