@@ -214,17 +214,20 @@ def build_service(
         if run_scheduler:
             await scheduler.start()
         yield
-        await scheduler.stop()
-        if jobs.in_flight:  # a job thread still using the database: let it finish first
-            await asyncio.wait(set(jobs.in_flight))
-        await sender.stop()
-        for stream in streams:
-            await stream.stop()
-        await sentiment.stop()
-        await writer.stop()
-        await dispatcher.stop()
-        await http.aclose()
-        engine.dispose()
+        try:
+            await scheduler.stop()
+            if jobs.in_flight:  # a job thread still using the database: let it finish first
+                await asyncio.wait(set(jobs.in_flight))
+            await sender.stop()
+            for stream in streams:
+                await stream.stop()
+            await sentiment.stop()
+            await writer.stop()
+            await dispatcher.stop()
+        finally:
+            # Whatever failed above, the connections are closed, not left to the GC.
+            await http.aclose()
+            engine.dispose()
 
     web_app.cleanup_ctx.append(lifecycle)
     if pullers:
