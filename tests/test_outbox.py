@@ -6,6 +6,8 @@ Every test runs on SQLite and PostgreSQL, posts over real HTTP to the PlatformAP
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -27,9 +29,9 @@ from storage.ingest import EventStore
 from storage.models import Member
 from storage.outbox import JobRuns, NewPost, Outbox
 from tests.conftest import write_config
-from tests.doubles.api import LoopbackOnly, PlatformAPI
+from tests.doubles.api import Call, LoopbackOnly, PlatformAPI
 from tests.doubles.clock import FakeClock
-from tests.doubles.webhooks import Webhooks
+from tests.doubles.webhooks import DINGTALK_PATH, WECOM_PATH, Webhooks
 
 DAY = date(2026, 11, 24)
 #: 21:00 in Shanghai on DAY: the leaderboard's default time.
@@ -241,19 +243,54 @@ async def test_93000_is_not_retried_marked_failed_and_told_to_operators(
         await close(w)
 
 
+def queue_text(world: World, outbox: Outbox, platform: str, chat: str, key: str, body: str) -> None:
+    """A text post of the job ``test`` into the group's robot."""
+    group = f"{platform}:{chat}"
+    outbox.add(
+        NewPost(group, "test", key, platform, f"group:{group}", "text", "t", body), world.clock()
+    )
+
+
 async def test_thirty_posts_to_one_robot_take_at_least_a_minute(world: World) -> None:
     outbox, sender, _, _, _ = world.process()
     for n in range(30):
-        outbox.add(
-            NewPost(
-                "wecom:wx-g1", "test", f"p{n}", "wecom", "group:wecom:wx-g1", "text", "t", f"#{n}"
-            ),
-            world.clock(),
-        )
+        queue_text(world, outbox, "wecom", "wx-g1", f"p{n}", f"#{n}")
     start = world.clock()
     await sender.drain()
     assert len(world.hooks.accepted["wecom"]) == 30
     assert world.clock() - start >= timedelta(minutes=1)
+
+
+async def test_posts_to_different_robots_go_side_by_side_and_each_robots_in_order(
+    world: World,
+) -> None:
+    outbox, sender, _, _, _ = world.process()
+    for n in range(3):
+        queue_text(world, outbox, "wecom", "wx-g1", f"w{n}", f"#{n}")
+    queue_text(world, outbox, "dingtalk", "cid-g2", "d0", "#d")
+    # WeCom holds its first answer until DingTalk's post has arrived: a sender posting one
+    # post after the other would only reach DingTalk after that answer.
+    dingtalk_arrived = asyncio.Event()
+    seen_before_answering: list[bool] = []
+    answer_wecom, answer_dingtalk = world.hooks._wecom, world.hooks._dingtalk
+
+    async def slow_wecom(call: Call) -> tuple[int, Any]:
+        if not seen_before_answering:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(dingtalk_arrived.wait(), 5)
+            seen_before_answering.append(dingtalk_arrived.is_set())
+        return answer_wecom(call)
+
+    def dingtalk(call: Call) -> tuple[int, Any]:
+        dingtalk_arrived.set()
+        return answer_dingtalk(call)
+
+    world.hooks.api.route("POST", WECOM_PATH, slow_wecom)
+    world.hooks.api.route("POST", DINGTALK_PATH, dingtalk)
+    await sender.drain()
+    assert seen_before_answering == [True]
+    assert [b["text"]["content"] for b in world.hooks.accepted["wecom"]] == ["#0", "#1", "#2"]
+    assert len(world.hooks.accepted["dingtalk"]) == 1
 
 
 async def test_a_missed_2100_run_is_made_up_on_start_once(world: World) -> None:
