@@ -43,7 +43,7 @@ DINGTALK_THROTTLE = timedelta(minutes=10)
 #: How often the loop looks at the table even without a wake-up (another process's posts).
 IDLE_POLL = timedelta(seconds=30)
 #: Posts to different targets (robots, private channels) go out side by side, at most
-#: this many at a time; each target's own posts still go one after the other, in order.
+#: this many at a time; each target's own posts still go one after the other.
 SENDS_AT_ONCE = 8
 
 TargetResolver = Callable[[str], Target | None]
@@ -126,9 +126,12 @@ class OutboxSender:
     async def deliver_due(self, ids: Sequence[int] | None = None) -> int:
         """Send every post due now (only ``ids`` if given); return how many were sent.
 
-        A target's posts go in order (a digest before its word cloud); different
-        targets are served side by side (:data:`SENDS_AT_ONCE`), so that a thousand
-        groups' evening posts do not wait on each other's round trips.
+        A target's posts go one after the other, oldest first (a digest before its word
+        cloud, unless the digest must be retried later); different targets are served
+        side by side (:data:`SENDS_AT_ONCE`), so that a thousand groups' evening posts do
+        not wait on each other's round trips. Cancelled mid-pass (``stop``), the posts
+        being sent at that moment stay claimed and are marked failed at the next start,
+        as a single post was before: at most once.
         """
         queues: dict[str, list[PostRecord]] = {}
         for post in self._outbox.due(self._clock(), ids=ids):

@@ -80,14 +80,18 @@ def score_batch(
     min_chinese_chars: int,
     text: TextConfig | None = None,
     only_unscored: bool = True,
+    backfill_words: bool = False,
     group_id: int | None = None,
 ) -> list[Scored]:
     """Score up to ``limit`` text messages with an id above ``after_id``; store the scores.
 
     With ``text``, each message's words are cut (jieba) and stored as well
-    (``message.words``), so that reports count words without segmenting again; then
-    ``only_unscored`` also takes scored messages that have no words yet (stored before
-    migration 0010): they keep their score and come back with ``new=False``.
+    (``message.words``), so that reports count words without segmenting again. With
+    ``backfill_words`` too, ``only_unscored`` also takes scored messages that have no
+    words yet (stored before migration 0010): they keep their score and come back with
+    ``new=False``. The background worker does not backfill (a long history would hold
+    up the scoring of new messages, and so their alerts); ``sentiment rescore
+    --unscored`` does.
     """
     query = (
         select(
@@ -108,7 +112,10 @@ def score_batch(
     )
     if only_unscored:
         unscored = _MESSAGE.c.sentiment.is_(None)
-        query = query.where(or_(unscored, _MESSAGE.c.words.is_(None)) if text else unscored)
+        if text is not None and backfill_words:
+            query = query.where(or_(unscored, _MESSAGE.c.words.is_(None)))
+        else:
+            query = query.where(unscored)
     if group_id is not None:
         query = query.where(_MESSAGE.c.group_id == group_id)
     with engine.connect() as connection:
@@ -137,7 +144,12 @@ def score_batch(
             values["words"] = bindparam("cut")
             for row, message in zip(rows, scored, strict=True):
                 row["cut"] = cutter.stored(message.text)
-        statement = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("target")).values(values)
+        # A text erased meanwhile (`member forget`, retention) keeps neither score nor words.
+        statement = (
+            update(_MESSAGE)
+            .where(_MESSAGE.c.id == bindparam("target"), _MESSAGE.c.text.is_not(None))
+            .values(values)
+        )
         with engine.begin() as connection:
             connection.execute(statement, rows)
     return scored
@@ -159,6 +171,7 @@ def rescore(
             min_chinese_chars=settings.sentiment.min_chinese_chars,
             text=StatsOptions.from_settings(settings).text_config(),
             only_unscored=only_unscored,
+            backfill_words=True,
             group_id=group_id,
         )
         if not batch:

@@ -118,7 +118,7 @@ def forget_member(engine: Engine, platform: str, user_id: str, *, purge: bool) -
             counts["messages"] = connection.execute(
                 update(_MESSAGE)
                 .where(_MESSAGE.c.member_id == member_id, _MESSAGE.c.text.is_not(None))
-                .values(text=None)
+                .values(text=None, words=None)  # the stored words are the text, cut up
             ).rowcount
             counts["names"] = connection.execute(
                 update(_MEMBER)

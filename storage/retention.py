@@ -23,12 +23,12 @@ _DEPARTURES = ("leave", "removed")
 
 
 def blank_message_text(connection: Connection, before: datetime) -> int:
-    """Erase the text of messages sent before ``before``; return how many were blanked."""
+    """Erase the text (and its stored words) of messages sent before ``before``; return how many."""
     return int(
         connection.execute(
             update(_MESSAGE)
             .where(_MESSAGE.c.sent_at < before, _MESSAGE.c.text.is_not(None))
-            .values(text=None)
+            .values(text=None, words=None)  # the stored words are the text, cut up
         ).rowcount
     )
 

@@ -25,6 +25,7 @@ from bot.cli import main
 from bot.sentiment import Scored
 from config import Settings
 from storage.db import make_engine
+from storage.privacy import forget_member
 from tests.conftest import WECOM_AES_KEY, WECOM_TOKEN, RunningServer
 from tests.doubles.wecom import WeComAiBotDouble
 
@@ -202,17 +203,27 @@ async def test_the_scorer_stores_each_texts_words_and_stats_counts_them_without_
         assert words[0] == {"word": "直播", "count": 2}
         assert not jieba_loaded
         # A message stored before the scorer kept words (or not yet seen by it) is cut
-        # on the fly, with the same result; the scorer then fills its words in without
-        # scoring it again or telling the alert listeners about it a second time.
+        # on the fly, with the same result. The background scorer leaves such old rows
+        # alone (a long history must not hold up new messages' scores and alerts);
+        # `sentiment rescore --unscored` cuts them, without scoring them again.
         with engine.begin() as connection:
             connection.execute(sa.text("UPDATE message SET words = NULL, sentiment = 0.5"))
         assert top_words_in_a_fresh_process() == (words, True)
         done.clear()
-        batch = await server.service.sentiment.run_once()
-        assert sorted(s.text for s in batch) == sorted(t for _, _, t in script)
+        assert await server.service.sentiment.run_once() == []
         assert not done.is_set()
-        assert all(not s.new and s.sentiment == 0.5 for s in batch)
+        assert main(["sentiment", "rescore", "-c", str(server.config_file), "--unscored"]) == 0
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT sentiment, words FROM message")).all()
+        assert {score for score, _ in rows} == {0.5}
+        assert all(words is not None for _, words in rows)
         assert top_words_in_a_fresh_process() == (words, False)
+        # A forgotten member's words go with their texts.
+        forget_member(engine, "wecom", "bob", purge=False)
+        with engine.connect() as connection:
+            left = dict(connection.execute(sa.text("SELECT text, words FROM message")).all())
+        assert left.pop(None) is None
+        assert all(words for words in left.values())
     finally:
         engine.dispose()
 
