@@ -200,24 +200,25 @@ class MetricQueries(ScopedQueries):
         of them, as the joiners' ids once did; per group (``each``), only in that group.
         """
 
-        def joins(*columns: ColumnElement[Any]) -> Any:
-            return (
-                select(*columns)
-                .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
-                .where(
-                    _MEMBERSHIP.c.group_id.in_(self._group_ids),
-                    _MEMBERSHIP.c.kind == "join",
-                    _MEMBERSHIP.c.occurred_at >= start,
-                    _MEMBERSHIP.c.occurred_at < end,
-                    _MEMBER.c.is_bot.is_(False),
-                )
-            )
-
         if self._scope.each and group is not None:
             # (group, member) pairs, not a subquery correlated on every message row.
-            pairs = joins(_MEMBERSHIP.c.group_id, _MEMBERSHIP.c.member_id)
+            pairs = self._joins(start, end, _MEMBERSHIP.c.group_id, _MEMBERSHIP.c.member_id)
             return tuple_(group, member).in_(pairs)
-        return member.in_(joins(_MEMBERSHIP.c.member_id))
+        return member.in_(self._joins(start, end, _MEMBERSHIP.c.member_id))
+
+    def _joins(self, start: datetime, end: datetime, *columns: ColumnElement[Any]) -> Any:
+        """``columns`` of the scope's joins (of people, not bots) in ``[start, end)``."""
+        return (
+            select(*columns)
+            .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
+            .where(
+                _MEMBERSHIP.c.group_id.in_(self._group_ids),
+                _MEMBERSHIP.c.kind == "join",
+                _MEMBERSHIP.c.occurred_at >= start,
+                _MEMBERSHIP.c.occurred_at < end,
+                _MEMBER.c.is_bot.is_(False),
+            )
+        )
 
     def hourly(
         self,
@@ -668,15 +669,7 @@ class MetricQueries(ScopedQueries):
             first_join = func.min(_MEMBERSHIP.c.occurred_at)
             keys = self._scope.keys(_MEMBERSHIP.c.group_id)
             return (
-                select(*keys, _MEMBER.c.id, _MEMBER.c.user_id, first_join)
-                .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
-                .where(
-                    _MEMBERSHIP.c.group_id.in_(self._group_ids),
-                    _MEMBERSHIP.c.kind == "join",
-                    _MEMBERSHIP.c.occurred_at >= start,
-                    _MEMBERSHIP.c.occurred_at < end,
-                    _MEMBER.c.is_bot.is_(False),
-                )
+                self._joins(start, end, *keys, _MEMBER.c.id, _MEMBER.c.user_id, first_join)
                 .group_by(*keys, _MEMBER.c.id, _MEMBER.c.user_id)
                 .order_by(*keys, _MEMBER.c.user_id)
             )
