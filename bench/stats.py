@@ -88,12 +88,13 @@ def bench_stats(messages: int, repeat: int) -> tuple[list[StatsRun], str]:
 
     from analytics.periods import resolve_period
     from handlers.stats import StatsOptions, collect_stats
-    from storage.db import make_engine
+    from storage.db import make_engine, upgrade
     from storage.models import Message
     from storage.queries import list_groups
 
     path = database(messages)
     engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)  # a cached database from an older revision, as `serve` would
     table = Message.__table__  # type: ignore[attr-defined]
     try:
         with engine.connect() as connection:

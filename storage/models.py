@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -65,7 +65,16 @@ class ChatGroup(SQLModel, table=True):
 class Member(SQLModel, table=True):
     """A person (or bot) on one platform, keyed by the platform's user id."""
 
-    __table_args__ = (UniqueConstraint("platform", "user_id", name="uq_member_platform_user"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "user_id", name="uq_member_platform_user"),
+        # Metrics keep bots out with ``member_id NOT IN (bots)``: the bots alone (0011).
+        Index(
+            "ix_member_bots",
+            "id",
+            sqlite_where=text("is_bot IS 1"),
+            postgresql_where=text("is_bot IS true"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str = Field(max_length=16)
