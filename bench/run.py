@@ -308,15 +308,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}")
     started = time.perf_counter()
     results: list[Result] = []
+    took: list[str] = []  # each benchmark's wall time, datasets built included
     for name in names:
+        began = time.perf_counter()
         for result in BENCHMARKS[name](args.quick):
             print(result.line(), flush=True)
             results.append(result)
+        took.append(f"{name} {time.perf_counter() - began:.0f}")
     short = [r.name for r in results if not r.ok]
     print(
         f"SUMMARY {len(results) - len(short)} ok, {len(short)} short"
         + (f" ({', '.join(short)})" if short else "")
-        + f" in {time.perf_counter() - started:.0f} s"
+        + f" in {time.perf_counter() - started:.0f} s ({', '.join(took)} s)"
     )
     return 0
 
