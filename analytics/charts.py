@@ -1,8 +1,8 @@
 """Pictures for posts: the weekly chart of messages and active members per day.
 
-Pure: numbers in, PNG bytes out (matplotlib's Agg backend, no display, no files). The
-labels are ASCII so that no CJK font is needed on the server; WeCom robots take PNG up
-to 2 MB, and this chart is some tens of kilobytes.
+Pure: numbers in, PNG bytes out (matplotlib's Agg backend, no display, no files). Labels
+are in the configured locale, drawn with the CJK font the install brings (no system font
+needed); WeCom robots take PNG up to 2 MB, and this chart is some tens of kilobytes.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from analytics.labels import METRIC_NAMES, PART_NAMES, Locale
+
 #: WeCom robot ``image``: JPG / PNG up to 2 MB.
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 
@@ -23,7 +25,10 @@ class ChartTooLarge(ValueError):
 
 
 def render_weekly_chart(
-    days: Sequence[date], messages: Sequence[int], active: Sequence[int]
+    days: Sequence[date],
+    messages: Sequence[int],
+    active: Sequence[int],
+    locale: Locale = "zh_CN",
 ) -> bytes:
     """A PNG: bars of messages per day and a line of active members per day.
 
@@ -33,31 +38,57 @@ def render_weekly_chart(
     """
     if not len(days) == len(messages) == len(active):
         raise ValueError("days, messages and active must have the same length")
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 4), dpi=100)
-    axes = figure.subplots()
-    labels = [day.strftime("%m-%d %a") for day in days]
-    axes.bar(labels, messages, color="#4e79a7", label="messages")
-    axes.set_ylabel("messages")
-    second = axes.twinx()
-    second.plot(labels, active, color="#f28e2b", marker="o", label="active members")
-    second.set_ylabel("active members")
-    second.set_ylim(bottom=0)
-    axes.set_ylim(bottom=0)
-    axes.set_title(f"{days[0].isoformat()} .. {days[-1].isoformat()}" if days else "")
-    handles = axes.get_legend_handles_labels()[0] + second.get_legend_handles_labels()[0]
-    axes.legend(handles=handles, loc="upper left", frameon=False)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
+    labels = [_day_label(day, locale) for day in days]
+    messages_name = METRIC_NAMES["messages"][locale]
+    active_name = METRIC_NAMES["active_members"][locale]
+    with _cjk_rc_context():
+        figure = Figure(figsize=(8, 4), dpi=100)
+        axes = figure.subplots()
+        axes.bar(labels, messages, color="#4e79a7", label=messages_name)
+        axes.set_ylabel(messages_name)
+        second = axes.twinx()
+        second.plot(labels, active, color="#f28e2b", marker="o", label=active_name)
+        second.set_ylabel(active_name)
+        second.set_ylim(bottom=0)
+        axes.set_ylim(bottom=0)
+        axes.set_title(f"{days[0].isoformat()} .. {days[-1].isoformat()}" if days else "")
+        handles = axes.get_legend_handles_labels()[0] + second.get_legend_handles_labels()[0]
+        axes.legend(handles=handles, loc="upper left", frameon=False)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", metadata={"Software": None})
     data = buffer.getvalue()
     if len(data) > MAX_IMAGE_BYTES:
         raise ChartTooLarge(f"chart is {len(data)} bytes, over the 2 MB limit")
     return data
+
+
+def _day_label(day: date, locale: Locale) -> str:
+    """``11-18 周三`` or ``11-18 Wed``."""
+    if locale == "zh_CN":
+        return f"{day:%m-%d} 周{PART_NAMES['weekdays']['zh_CN'][day.weekday()]}"
+    return f"{day:%m-%d} {_WEEKDAYS_EN[day.weekday()]}"
+
+
+_WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _cjk_rc_context() -> Any:
+    """matplotlib settings for one figure: the Agg backend and the bundled CJK font."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    matplotlib.use("Agg")
+    _register_cjk_font(font_manager)
+    return matplotlib.rc_context({"font.family": "Noto Sans CJK SC", "axes.unicode_minus": False})
+
+
+@functools.cache
+def _register_cjk_font(font_manager: Any) -> None:
+    """Tell matplotlib about :func:`cjk_font_path` (a collection; it lists every face)."""
+    font_manager.fontManager.addfont(cjk_font_path())
 
 
 def cjk_font_path() -> str:

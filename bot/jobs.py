@@ -617,6 +617,7 @@ class Jobs:
             days,
             [per_day[day].messages if day in per_day else 0 for day in days],
             [per_day[day].active_members if day in per_day else 0 for day in days],
+            self._settings.locale,
         )
 
     def _queue(

@@ -155,3 +155,19 @@ def test_weekly_chart_is_a_small_png() -> None:
     png = render_weekly_chart(days, [5, 9, 0, 12, 3, 40, 7], [2, 3, 0, 5, 1, 9, 3])
     assert png.startswith(b"\x89PNG")
     assert 1_000 < len(png) < 300_000
+
+
+def test_weekly_chart_speaks_the_locale_with_every_glyph_drawn() -> None:
+    import warnings
+    from datetime import date, timedelta
+
+    from analytics.charts import render_weekly_chart
+
+    days = [date(2026, 11, 16) + timedelta(days=n) for n in range(7)]
+    figures = ([5, 9, 0, 12, 3, 40, 7], [2, 3, 0, 5, 1, 9, 3])
+    with warnings.catch_warnings():
+        # matplotlib warns "Glyph ... missing from font" when it draws an empty box.
+        warnings.simplefilter("error")
+        chinese = render_weekly_chart(days, *figures, "zh_CN")
+        english = render_weekly_chart(days, *figures, "en")
+    assert chinese != english
