@@ -28,7 +28,7 @@ class GroupCommitWriter:
     """Store callbacks' events in shared transactions.
 
     Args:
-        store: the writer of events (the writer closes its connection on stop).
+        store: where the events go (:meth:`stop` closes its connection).
         max_batch: most callbacks per transaction.
         max_delay: longest a callback waits for others to join its transaction (s).
 

@@ -133,8 +133,9 @@ class EventStore:
         """:meth:`store`, from the event loop, without a worker thread.
 
         A worker thread shares the GIL with the loop: each database call releases it, and
-        taking it back waits for the loop's switch interval (5 ms), which made a batch
-        take many times its own work. So the loop does the writing itself. SQLite: on
+        taking it back can wait a whole switch interval (5 ms) while the loop is busy,
+        so a batch took many times its own work while callbacks piled up behind it. So
+        the loop does the writing itself. SQLite: on
         a connection that never waits for a lock (a batch is a millisecond or two of
         work); when another process holds the write lock, the batch waits for it on a
         worker thread instead, so the loop never blocks. PostgreSQL: through psycopg's
