@@ -2,9 +2,10 @@
 
 A callback hands its events to :meth:`GroupCommitWriter.submit` and waits. One writer
 task collects whatever arrives within ``max_delay`` (or until ``max_batch`` callbacks),
-stores it all in one transaction on a worker thread, and wakes every waiting callback
+stores it all in one transaction (:meth:`storage.ingest.EventStore.store_async`: from
+the event loop itself, never waiting on it for a lock), and wakes every waiting callback
 with its own result. Only then does each callback answer the platform: nothing is
-acknowledged before it is committed, and the event loop never blocks on the database.
+acknowledged before it is committed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class GroupCommitWriter:
     """Store callbacks' events in shared transactions.
 
     Args:
-        store: the synchronous writer (runs on a worker thread).
+        store: where the events go (:meth:`stop` closes its connection).
         max_batch: most callbacks per transaction.
         max_delay: longest a callback waits for others to join its transaction (s).
 
@@ -68,6 +69,7 @@ class GroupCommitWriter:
             await self._task
         finally:
             self._task = None
+            await self._store.aclose()
             while self._pending:  # arrived after the last batch: refuse, do not hang
                 _, done = self._pending.popleft()
                 if not done.done():
@@ -121,7 +123,7 @@ class GroupCommitWriter:
     async def _commit(self, batch: list[_Pending]) -> None:
         self._telemetry.ingest_batch_size.observe(len(batch))
         try:
-            results = await asyncio.to_thread(self._store.store, [events for events, _ in batch])
+            results = await self._store.store_async([events for events, _ in batch])
         except Exception:
             if len(batch) == 1:
                 log.exception("storing a callback failed; the platform will retry it")

@@ -70,7 +70,7 @@ async def _inbound(request: web.Request) -> InboundRequest:
     return InboundRequest(
         method=request.method,
         query=dict(request.query),
-        headers={k.lower(): v for k, v in request.headers.items()},
+        headers=request.headers,  # case-insensitive: platforms look names up in lowercase
         body=await request.read(),
     )
 
@@ -104,10 +104,8 @@ async def callback(request: web.Request) -> web.Response:
         stored = await request.app[WRITER_KEY].submit(received.events)
     except StorageUnavailable:
         return web.Response(status=503, text="storage unavailable, retry later\n")
-    telemetry.events_received.labels(platform.platform, platform.kind, received.label).inc()
     duplicates = sum(1 for item in stored if not item.new)
-    if duplicates:
-        telemetry.events_duplicated.labels(platform.platform, platform.kind).inc(duplicates)
+    telemetry.count_stored(platform.platform, platform.kind, received.label, duplicates)
     after_store = request.app.get(AFTER_STORE_KEY)
     if after_store is not None:
         # Stored, so safe to answer the platform now; reactions run in background tasks.

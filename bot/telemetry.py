@@ -25,6 +25,7 @@ class Telemetry:
             ["platform", "kind", "type"],
             registry=self.registry,
         )
+        self._received: dict[tuple[str, str, str], Counter] = {}
         self.events_rejected = Counter(
             "qunpulse_events_rejected",
             "Platform callbacks refused with a 4xx, by reason.",
@@ -123,6 +124,20 @@ class Telemetry:
             "Posts waiting in the outbox (pending), read from the database at scrape time.",
             registry=self.registry,
         )
+
+    def count_stored(self, platform: str, kind: str, label: str, duplicates: int) -> None:
+        """Count one stored callback and the redelivered events in it.
+
+        Called for every callback: the labelled counter is looked up once per label set
+        (``labels()`` takes a lock and builds a key each time; ten times the ``inc()``).
+        """
+        key = (platform, kind, label)
+        received = self._received.get(key)
+        if received is None:
+            received = self._received[key] = self.events_received.labels(*key)
+        received.inc()
+        if duplicates:
+            self.events_duplicated.labels(platform, kind).inc(duplicates)
 
     def record_retention(self, messages_blanked: int, memberships: int, alerts: int) -> None:
         """Count one retention run and what it expired."""

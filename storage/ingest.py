@@ -19,15 +19,21 @@ a multi-row ``VALUES`` list (SQLite parses that in C, and keeps the prepared sta
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, Table, select
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from bot.events import (
     Chat,
@@ -86,6 +92,9 @@ class EventStore:
     retried once, and the caches are dropped every ``cache_ttl`` seconds anyway, so a
     forgotten name or an expired group membership is stored again when the member
     writes again.
+
+    :meth:`store` blocks (history imports, worker threads); :meth:`store_async` is the
+    server's way, on its event loop (see there), and :meth:`aclose` ends it.
     """
 
     def __init__(self, engine: Engine, *, cache_ttl: float = 600.0) -> None:
@@ -94,6 +103,10 @@ class EventStore:
         self._sql = _Statements(engine.dialect)
         self._caches = _Caches({}, {}, {})
         self._cached_since = time.monotonic()
+        #: The event loop's own connection (SQLite: sync, PostgreSQL: asyncio).
+        self._on_loop: Connection | None = None
+        self._async_engine: AsyncEngine | None = None
+        self._async_connection: AsyncConnection | None = None
 
     def forget_cached_ids(self) -> None:
         """Drop cached ids (after rows were deleted, e.g. a member purged)."""
@@ -114,12 +127,65 @@ class EventStore:
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing was stored.
         """
+        return self._store(batches, self._engine.begin)
+
+    async def store_async(self, batches: Sequence[Sequence[Event]]) -> list[list[Stored]]:
+        """:meth:`store`, from the event loop, without a worker thread.
+
+        A worker thread shares the GIL with the loop: each database call releases it, and
+        taking it back can wait a whole switch interval (5 ms) while the loop is busy,
+        so a batch took many times its own work while callbacks piled up behind it. So
+        the loop does the writing itself. SQLite: on
+        a connection that never waits for a lock (a batch is a millisecond or two of
+        work); when another process holds the write lock, the batch waits for it on a
+        worker thread instead, so the loop never blocks. PostgreSQL: through psycopg's
+        asyncio connection (SQLAlchemy runs this same code in a greenlet), so the loop
+        serves requests while the server works and commits.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing was stored.
+        """
+        if self._engine.dialect.name != "sqlite":
+            asynchronous = await self._async_loop_connection()
+            try:
+                return await asynchronous.run_sync(self._store_on, batches)
+            except DBAPIError:
+                await self._drop_async_connection()
+                raise
+        connection = self._sqlite_loop_connection()
+        try:
+            return self._store_on(connection, batches)
+        except OperationalError as error:
+            if not _sqlite_busy(error):
+                self._on_loop = None
+                connection.close()
+                raise
+        return await asyncio.to_thread(self.store, batches)
+
+    async def aclose(self) -> None:
+        """Close the event loop's connection (:meth:`store_async` opens a new one)."""
+        if self._on_loop is not None:
+            self._on_loop.close()
+            self._on_loop = None
+        await self._drop_async_connection()
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+            self._async_engine = None
+
+    def _store_on(
+        self, connection: Connection, batches: Sequence[Sequence[Event]]
+    ) -> list[list[Stored]]:
+        return self._store(batches, lambda: _transaction(connection))
+
+    def _store(
+        self,
+        batches: Sequence[Sequence[Event]],
+        begin: Callable[[], AbstractContextManager[Connection]],
+    ) -> list[list[Stored]]:
         if time.monotonic() - self._cached_since >= self._cache_ttl:
             self.forget_cached_ids()
-        overlay = _Caches({}, {}, {})
         try:
-            with self._engine.begin() as connection:
-                results = _Writer(connection, self._sql, self._caches, overlay).store(batches)
+            return self._store_once(batches, begin)
         except IntegrityError:
             # A cached id may point at a row that another process deleted (`qunpulse
             # member forget --purge` runs beside `serve`): drop every cached id and try
@@ -127,14 +193,57 @@ class EventStore:
             if self._caches == _Caches({}, {}, {}):
                 raise
             self.forget_cached_ids()
-            overlay = _Caches({}, {}, {})
-            with self._engine.begin() as connection:
-                results = _Writer(connection, self._sql, self._caches, overlay).store(batches)
+            return self._store_once(batches, begin)
+
+    def _store_once(
+        self,
+        batches: Sequence[Sequence[Event]],
+        begin: Callable[[], AbstractContextManager[Connection]],
+    ) -> list[list[Stored]]:
+        overlay = _Caches({}, {}, {})
+        with begin() as connection:
+            results = _Writer(connection, self._sql, self._caches, overlay).store(batches)
         # Only what a committed transaction wrote reaches the caches.
         self._caches.groups.update(overlay.groups)
         self._caches.members.update(overlay.members)
         self._caches.seen.update(overlay.seen)
         return results
+
+    def _sqlite_loop_connection(self) -> Connection:
+        if self._on_loop is None:
+            self._on_loop = self._engine.connect()
+            # Never wait for a lock on the loop: SQLITE_BUSY at once sends the batch to a
+            # worker thread (store_async), whose pooled connection waits as usual. Out of
+            # the pool, so that no other user ever gets this connection.
+            self._on_loop.detach()
+            self._on_loop.exec_driver_sql("PRAGMA busy_timeout = 0")
+            self._on_loop.commit()
+        return self._on_loop
+
+    async def _async_loop_connection(self) -> AsyncConnection:
+        if self._async_connection is None:
+            if self._async_engine is None:
+                self._async_engine = create_async_engine(self._engine.url, poolclass=NullPool)
+            self._async_connection = await self._async_engine.connect()
+        return self._async_connection
+
+    async def _drop_async_connection(self) -> None:
+        connection, self._async_connection = self._async_connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # it may be broken: that is why it goes
+                await connection.close()
+
+
+@contextlib.contextmanager
+def _transaction(connection: Connection) -> Iterator[Connection]:
+    with connection.begin():
+        yield connection
+
+
+def _sqlite_busy(error: OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class _Writer:

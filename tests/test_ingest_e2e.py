@@ -15,12 +15,16 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.app import build_service
 from bot.cli import main
+from config import Settings
 from tests.conftest import DINGTALK_APP_SECRET, WECOM_AES_KEY, WECOM_TOKEN, RunningServer
 from tests.doubles.dingtalk import DingTalkRobotDouble
 from tests.doubles.wecom import WeComAiBotDouble
@@ -234,3 +238,72 @@ async def test_healthz_is_503_when_the_database_is_gone(
         response = await client.get(f"{server.base_url}/healthz")
     assert response.status_code == 503
     assert response.json()["database"] == "unreachable"
+
+
+@contextlib.contextmanager
+def writes_locked_out(database_url: str) -> Iterator[None]:
+    """Another process's transaction that keeps every insert waiting until it ends."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # SQLite's one write lock
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    import psycopg
+
+    url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as holder:
+        holder.execute("LOCK TABLE inbound_event IN EXCLUSIVE MODE")  # reads go on
+        try:
+            yield
+        finally:
+            holder.rollback()
+
+
+@pytest.fixture
+async def server_without_jobs(
+    settings: Settings, config_file: Path
+) -> AsyncIterator[RunningServer]:
+    """The app without the scheduler, whose lease and job bookkeeping are not its own."""
+    from aiohttp import web
+
+    service = build_service(settings, run_scheduler=False)
+    runner = web.AppRunner(service.web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", settings.server.port).start()
+    try:
+        yield RunningServer(f"http://127.0.0.1:{settings.server.port}", service, config_file)
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_callback_waits_for_a_locked_database_while_the_server_answers(
+    server_without_jobs: RunningServer, database_url: str
+) -> None:
+    import asyncio
+
+    import httpx
+    from sqlalchemy import func, select
+
+    from storage.models import Message
+
+    server = server_without_jobs
+    double = wecom(server)
+    with writes_locked_out(database_url):
+        delivery = asyncio.create_task(
+            double.deliver(double.group_text("w1", WECOM_GROUP, "alice", "锁住了吗"))
+        )
+        await asyncio.sleep(0.5)
+        assert not delivery.done(), "answered before the callback could be stored"
+        async with httpx.AsyncClient(timeout=2) as client:  # the event loop is not blocked
+            assert (await client.get(f"{server.base_url}/healthz")).status_code == 200
+    response = await asyncio.wait_for(delivery, 10)
+    assert response.status_code == 200, response.text
+    with server.service.engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(Message)).scalar_one()
+    assert stored == 1

@@ -24,6 +24,7 @@ class InboundRequest:
 
     method: str
     query: Mapping[str, str]
+    #: Looked up by lowercase name (the server passes aiohttp's case-insensitive headers).
     headers: Mapping[str, str]
     body: bytes
 

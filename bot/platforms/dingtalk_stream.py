@@ -231,10 +231,8 @@ class DingtalkStream:
                 type(error).__name__,
             )
             return
-        self._telemetry.events_received.labels(self.platform, self.kind, label).inc()
         duplicates = sum(1 for new in stored if not new)
-        if duplicates:
-            self._telemetry.events_duplicated.labels(self.platform, self.kind).inc(duplicates)
+        self._telemetry.count_stored(self.platform, self.kind, label, duplicates)
         await self._ack(socket, message_id, AckMessage.STATUS_OK, "OK")
 
     def _callback(self, message: CallbackMessage) -> tuple[str | None, tuple[Event, ...], str]:

@@ -50,6 +50,8 @@ class MessageCrypto:
         if len(self._key) != 32:
             raise ValueError("EncodingAESKey must decode to 32 bytes")
         self._receive_id = receive_id
+        # Built once: it only holds the key and IV; each call makes its own cipher context.
+        self._prp = PrpCrypto(self._key)
 
     def __repr__(self) -> str:
         return f"MessageCrypto(receive_id={self._receive_id!r})"
@@ -72,7 +74,7 @@ class MessageCrypto:
             MalformedRequest: the ciphertext is not valid base64 / AES / UTF-8.
         """
         try:
-            plaintext = PrpCrypto(self._key).decrypt(encrypt, self._receive_id)
+            plaintext = self._prp.decrypt(encrypt, self._receive_id)
         except InvalidCorpIdException:
             raise BadSignature("the receive id inside the envelope is not this bot's") from None
         except (
@@ -95,7 +97,7 @@ class MessageCrypto:
         """Encrypt and sign a reply: returns ``(encrypt, signature, timestamp, nonce)``."""
         stamp = timestamp or str(int(time.time()))
         nonce = secrets.token_hex(8)
-        encrypt = PrpCrypto(self._key).encrypt(plaintext, self._receive_id).decode()
+        encrypt = self._prp.encrypt(plaintext, self._receive_id).decode()
         return encrypt, signature(self._token, stamp, nonce, encrypt), stamp, nonce
 
 
