@@ -31,9 +31,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, Table, select
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.events import (
     Chat,
@@ -103,10 +101,8 @@ class EventStore:
         self._sql = _Statements(engine.dialect)
         self._caches = _Caches({}, {}, {})
         self._cached_since = time.monotonic()
-        #: The event loop's own connection (SQLite: sync, PostgreSQL: asyncio).
+        #: The event loop's own SQLite connection (:meth:`store_async`).
         self._on_loop: Connection | None = None
-        self._async_engine: AsyncEngine | None = None
-        self._async_connection: AsyncConnection | None = None
 
     def forget_cached_ids(self) -> None:
         """Drop cached ids (after rows were deleted, e.g. a member purged)."""
@@ -132,26 +128,20 @@ class EventStore:
     async def store_async(self, batches: Sequence[Sequence[Event]]) -> list[list[Stored]]:
         """:meth:`store`, from the event loop, without a worker thread.
 
-        A worker thread shares the GIL with the loop: each database call releases it, and
-        taking it back can wait a whole switch interval (5 ms) while the loop is busy,
-        so a batch took many times its own work while callbacks piled up behind it. So
-        the loop does the writing itself. SQLite: on
-        a connection that never waits for a lock (a batch is a millisecond or two of
-        work); when another process holds the write lock, the batch waits for it on a
-        worker thread instead, so the loop never blocks. PostgreSQL: through psycopg's
-        asyncio connection (SQLAlchemy runs this same code in a greenlet), so the loop
-        serves requests while the server works and commits.
+        SQLite: the loop does the writing itself, on a connection that never waits for a
+        lock (a batch is a millisecond or two of work). A worker thread shares the GIL
+        with the loop: each database call releases it, and taking it back can wait a
+        whole switch interval (5 ms) while the loop is busy, so a batch took many times
+        its own work while callbacks piled up behind it. When another process holds the
+        write lock, the batch waits for it on a worker thread instead, so the loop never
+        blocks. PostgreSQL: on a worker thread, since every statement is a network round
+        trip (psycopg's asyncio connection measured no faster, with a greenlet between).
 
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing was stored.
         """
         if self._engine.dialect.name != "sqlite":
-            asynchronous = await self._async_loop_connection()
-            try:
-                return await asynchronous.run_sync(self._store_on, batches)
-            except DBAPIError:
-                await self._drop_async_connection()
-                raise
+            return await asyncio.to_thread(self.store, batches)
         connection = self._sqlite_loop_connection()
         try:
             return self._store_on(connection, batches)
@@ -167,10 +157,6 @@ class EventStore:
         if self._on_loop is not None:
             self._on_loop.close()
             self._on_loop = None
-        await self._drop_async_connection()
-        if self._async_engine is not None:
-            await self._async_engine.dispose()
-            self._async_engine = None
 
     def _store_on(
         self, connection: Connection, batches: Sequence[Sequence[Event]]
@@ -219,19 +205,6 @@ class EventStore:
             self._on_loop.exec_driver_sql("PRAGMA busy_timeout = 0")
             self._on_loop.commit()
         return self._on_loop
-
-    async def _async_loop_connection(self) -> AsyncConnection:
-        if self._async_connection is None:
-            if self._async_engine is None:
-                self._async_engine = create_async_engine(self._engine.url, poolclass=NullPool)
-            self._async_connection = await self._async_engine.connect()
-        return self._async_connection
-
-    async def _drop_async_connection(self) -> None:
-        connection, self._async_connection = self._async_connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):  # it may be broken: that is why it goes
-                await connection.close()
 
 
 @contextlib.contextmanager
