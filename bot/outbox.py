@@ -1,18 +1,19 @@
 """The outbox sender: delivers queued posts once, within every platform's limits.
 
 Jobs write posts to the ``outbox_post`` table (:mod:`storage.outbox`); this loop sends
-them. A target's due posts are *claimed* together (``pending`` → ``sending``, one
-conditional UPDATE) right before they are posted one after the other, so two senders
-can never both post one. After its POST a post becomes ``sent`` (recorded with others
-in one transaction, :data:`RECORD_SENT_EVERY`), or ``pending`` again with a later due
+them. A pass takes a page of due posts and *claims* those that may go now (``pending``
+→ ``sending``, one conditional UPDATE for all of them) before posting them, so two
+senders can never both post one. After its POST a post becomes ``sent`` (recorded with
+others in one transaction, :data:`RECORD_SENT_EVERY`), or ``pending`` again with a later due
 time (rate limit, 5xx, timeout; back-off doubling from 5 s up to 10 min), or ``failed``
 with the platform's answer (permanent error, or ``posts.max_attempts`` used up), logged
 once.
 
 A restart resumes every ``pending`` post. A post left in ``sending`` by a process that
-died while holding it (mid-POST, or posted and not yet recorded) is marked failed rather
-than sent again: webhooks take no idempotency key, and a group seeing the leaderboard
-twice is worse than an operator seeing one failure.
+died while holding it (claimed and not yet posted, mid-POST, or posted and not yet
+recorded: at most a page of posts) is marked failed rather than sent again: webhooks
+take no idempotency key, and a group seeing the leaderboard twice is worse than an
+operator seeing one failure.
 """
 
 from __future__ import annotations

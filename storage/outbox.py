@@ -201,8 +201,8 @@ class Outbox:
         """Mark posts left in ``sending`` by a dead process as failed; return how many.
 
         A post in ``sending`` may or may not have reached the platform: the process died
-        while it held the post (a sender claims a robot's due posts together, posts them
-        one by one and records them as sent in batches). Webhooks take no idempotency key,
+        while it held the post (a sender claims a page of due posts together, posts them
+        and records them as sent in batches). Webhooks take no idempotency key,
         so sending it again could post twice; we choose at most once and say so in the error.
         """
         condition = _OUTBOX.c.state == "sending"
