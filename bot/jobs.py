@@ -470,8 +470,8 @@ class Jobs:
         self, job: str, group: GroupSettings, result: JobResult
     ) -> tuple[str, Target] | None:
         """Where ``group``'s post of ``job`` goes, or ``None`` (with a note) when nowhere."""
-        if job != "leaderboard":
-            return self._digest_target(group, result)
+        if job != "leaderboard" and group.digest_to == "operators":
+            return self._operators_target(group, result)
         target = f"group:{group_key(group)}"
         resolved = self._resolve(target)
         if resolved is None:
@@ -479,30 +479,27 @@ class Jobs:
             return None
         return target, resolved
 
-    def _digest_target(self, group: GroupSettings, result: JobResult) -> tuple[str, Target] | None:
-        """Where ``group``'s digest goes, or ``None`` (with a note) when nowhere."""
-        if group.digest_to == "operators":
-            # Privately to the group's operators through the platform's app or robot (as
-            # alerts go), else into the operators' group at [alerts].webhook. Feishu takes
-            # one user per message, so its digests use the webhook.
-            target = f"operators:{group_key(group)}"
-            resolved = self._resolve(target) if group.platform != "feishu" else None
-            if resolved is None:
-                target = ALERTS_TARGET
-                resolved = self._resolve(target)
-            if resolved is None:
-                result.notes.append(
-                    f'{group_key(group)}: digest_to = "operators" needs a private channel '
-                    "(a wecom_app or dingtalk_robot bot and [operators] or the group's "
-                    "operators) or [alerts].webhook; skipped"
-                )
-                log.warning("%s", result.notes[-1])
-                return None
-            return target, resolved
-        target = f"group:{group_key(group)}"
-        resolved = self._resolve(target)
+    def _operators_target(
+        self, group: GroupSettings, result: JobResult
+    ) -> tuple[str, Target] | None:
+        """Where a ``digest_to = "operators"`` digest goes, or ``None`` (with a note).
+
+        Privately to the group's operators through the platform's app or robot (as alerts
+        go), else into the operators' group at [alerts].webhook. Feishu takes one user per
+        message, so its digests use the webhook.
+        """
+        target = f"operators:{group_key(group)}"
+        resolved = self._resolve(target) if group.platform != "feishu" else None
         if resolved is None:
-            result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
+            target = ALERTS_TARGET
+            resolved = self._resolve(target)
+        if resolved is None:
+            result.notes.append(
+                f'{group_key(group)}: digest_to = "operators" needs a private channel '
+                "(a wecom_app or dingtalk_robot bot and [operators] or the group's "
+                "operators) or [alerts].webhook; skipped"
+            )
+            log.warning("%s", result.notes[-1])
             return None
         return target, resolved
 
