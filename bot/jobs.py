@@ -51,9 +51,10 @@ from handlers.stats import (
     StatsOptions,
     collect_stats,
     collect_stats_many,
+    rank_json,
 )
 from storage.outbox import NewPost, Outbox
-from storage.queries import GroupRecord, QueryScope, daily_series, find_groups
+from storage.queries import GroupRecord, daily_series, find_groups
 
 log = logging.getLogger(__name__)
 
@@ -409,36 +410,26 @@ class Jobs:
         day: date,
         platform: str,
         *,
-        scope: QueryScope | None = None,
         today: GroupStats | None = None,
     ) -> tuple[Period, RenderedPost] | None:
         """The leaderboard of ``day`` as ``platform`` shows it; ``None`` on a silent day.
 
-        ``scope`` and ``today`` let a batch pass what it already asked for its groups.
+        ``today`` lets a batch pass the stats it already has. Yesterday's rank (for the
+        arrows) is today's ``previous_rank``: the day before is asked with today anyway.
         """
-        zone = self._settings.zone
         if today is None:
             today = collect_stats_many(
                 self._engine,
                 [record],
-                resolve_period("day", day, zone),
+                resolve_period("day", day, self._settings.zone),
                 options=self._options,
                 wanted=LEADERBOARD_METRICS,
-                scope=scope,
             )[record.id]
         if not today.metrics["messages"].value:
             return None
-        yesterday = collect_stats_many(
-            self._engine,
-            [record],
-            resolve_period("yesterday", day, zone),
-            options=self._options,
-            wanted=LEADERBOARD_METRICS,
-            scope=scope,
-        )[record.id]
         post = render_leaderboard(
             _named(today.to_json(), group),
-            yesterday.to_json()["message_rank"],
+            rank_json(today.previous_rank),
             locale=self._settings.locale,
             flavour=_flavour(platform),
             top_n=self._settings.posts.leaderboard_top_n,
@@ -446,19 +437,16 @@ class Jobs:
         return today.period, post
 
     def _leaderboards(self, batch: list[_Posting], day: date, result: JobResult) -> None:
-        # One scope for today and yesterday: today's "before" is yesterday, asked once.
-        scope = QueryScope([record.id for _, record, _, _ in batch], each=True)
         today = collect_stats_many(
             self._engine,
             [record for _, record, _, _ in batch],
             resolve_period("day", day, self._settings.zone),
             options=self._options,
             wanted=LEADERBOARD_METRICS,
-            scope=scope,
         )
         for group, record, target, resolved in batch:
             made = self.leaderboard_post(
-                group, record, day, resolved.platform, scope=scope, today=today[record.id]
+                group, record, day, resolved.platform, today=today[record.id]
             )
             if made is None:
                 result.notes.append(f"{group_key(group)}: no messages on {day}, no leaderboard")
