@@ -51,9 +51,10 @@ from handlers.stats import (
     StatsOptions,
     collect_stats,
     collect_stats_many,
+    rank_json,
 )
 from storage.outbox import NewPost, Outbox
-from storage.queries import GroupRecord, QueryScope, daily_series, find_groups
+from storage.queries import GroupRecord, daily_series, find_groups
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +91,20 @@ class _Cloud:
     png: Future[bytes]
 
 
-#: A run with at least this many word clouds in a batch draws them in one worker process,
-#: beside the figures and posts of the other groups (a cloud is 20-40 ms of CPU).
+#: A group, its record, and where its post goes (the outbox target and what it resolves to).
+_Posting = tuple[GroupSettings, GroupRecord, str, Target]
+
+#: A run that may draw at least this many word clouds draws them in one worker process,
+#: beside the figures and posts of the other groups (a cloud is 10-40 ms of CPU).
 CLOUD_PROCESS_MIN = 16
 
 
 class CloudRenderer:
     """Draws a run's word clouds: in this thread, or in a worker process when many.
 
-    The worker (one process, ``spawn``: the caller may have threads) starts when a batch
-    expects :data:`CLOUD_PROCESS_MIN` clouds or more, and ends with the run. A broken
-    worker is not fatal: its clouds are drawn here instead.
+    The worker (one process, ``spawn``: the caller may have threads) starts when a run may
+    draw :data:`CLOUD_PROCESS_MIN` clouds or more, before its figures, and ends with the
+    run. A broken worker is not fatal: its clouds are drawn here instead.
     """
 
     def __init__(self, process_min: int = CLOUD_PROCESS_MIN) -> None:
@@ -116,17 +120,18 @@ class CloudRenderer:
             self._pool = None
 
     def expect(self, clouds: int) -> None:
-        """A batch is about to ask for ``clouds`` clouds: start the worker if worth it."""
+        """Up to ``clouds`` clouds will be asked for: start the worker now if worth it."""
         if self._pool is None and clouds >= self._process_min:
             import multiprocessing
+            import os
 
-            log.info("word clouds: %d to draw, starting a worker process", clouds)
-
+            log.info("word clouds: up to %d to draw, starting a worker process", clouds)
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=warm_word_cloud,
             )
+            self._pool.submit(os.getpid)  # the process starts with its first task
 
     def render(self, words: dict[str, int]) -> Future[bytes]:
         """The PNG of ``words``, now or later."""
@@ -360,10 +365,20 @@ class Jobs:
                 result.notes.append(f"{group_key(group)}: no data yet, skipped")
             else:
                 present.append((group, record))
-        # A batch's figures come from one pass of queries over all its groups.
+        # Where each group's post goes, decided once for the run (notes once per group).
+        posting = [
+            (group, record, *found)
+            for group, record in present
+            if (found := self._target(job, group, result)) is not None
+        ]
         with CloudRenderer(self._cloud_process_min) as clouds:
-            for start in range(0, len(present), BATCH_GROUPS):
-                batch = present[start : start + BATCH_GROUPS]
+            if job != "leaderboard":
+                # Each WeCom digest may bring a word cloud: a worker process drawing them
+                # starts now, so that it is ready when the first batch's figures are.
+                clouds.expect(sum(1 for *_, resolved in posting if resolved.platform == "wecom"))
+            # A batch's figures come from one pass of queries over all its groups.
+            for start in range(0, len(posting), BATCH_GROUPS):
+                batch = posting[start : start + BATCH_GROUPS]
                 if job == "leaderboard":
                     self._leaderboards(batch, day, result)
                 else:
@@ -395,68 +410,43 @@ class Jobs:
         day: date,
         platform: str,
         *,
-        scope: QueryScope | None = None,
         today: GroupStats | None = None,
     ) -> tuple[Period, RenderedPost] | None:
         """The leaderboard of ``day`` as ``platform`` shows it; ``None`` on a silent day.
 
-        ``scope`` and ``today`` let a batch pass what it already asked for its groups.
+        ``today`` lets a batch pass the stats it already has. Yesterday's rank (for the
+        arrows) is today's ``previous_rank``: the day before is asked with today anyway.
         """
-        zone = self._settings.zone
         if today is None:
             today = collect_stats_many(
                 self._engine,
                 [record],
-                resolve_period("day", day, zone),
+                resolve_period("day", day, self._settings.zone),
                 options=self._options,
                 wanted=LEADERBOARD_METRICS,
-                scope=scope,
             )[record.id]
         if not today.metrics["messages"].value:
             return None
-        yesterday = collect_stats_many(
-            self._engine,
-            [record],
-            resolve_period("yesterday", day, zone),
-            options=self._options,
-            wanted=LEADERBOARD_METRICS,
-            scope=scope,
-        )[record.id]
         post = render_leaderboard(
             _named(today.to_json(), group),
-            yesterday.to_json()["message_rank"],
+            rank_json(today.previous_rank),
             locale=self._settings.locale,
             flavour=_flavour(platform),
             top_n=self._settings.posts.leaderboard_top_n,
         )
         return today.period, post
 
-    def _leaderboards(
-        self, batch: list[tuple[GroupSettings, GroupRecord]], day: date, result: JobResult
-    ) -> None:
-        posting: list[tuple[GroupSettings, GroupRecord, str, Target]] = []
-        for group, record in batch:
-            target = f"group:{group_key(group)}"
-            resolved = self._resolve(target)
-            if resolved is None:
-                result.notes.append(f"{group_key(group)}: no webhook configured, skipped")
-            else:
-                posting.append((group, record, target, resolved))
-        if not posting:
-            return
-        # One scope for today and yesterday: today's "before" is yesterday, asked once.
-        scope = QueryScope([record.id for _, record, _, _ in posting], each=True)
+    def _leaderboards(self, batch: list[_Posting], day: date, result: JobResult) -> None:
         today = collect_stats_many(
             self._engine,
-            [record for _, record, _, _ in posting],
+            [record for _, record, _, _ in batch],
             resolve_period("day", day, self._settings.zone),
             options=self._options,
             wanted=LEADERBOARD_METRICS,
-            scope=scope,
         )
-        for group, record, target, resolved in posting:
+        for group, record, target, resolved in batch:
             made = self.leaderboard_post(
-                group, record, day, resolved.platform, scope=scope, today=today[record.id]
+                group, record, day, resolved.platform, today=today[record.id]
             )
             if made is None:
                 result.notes.append(f"{group_key(group)}: no messages on {day}, no leaderboard")
@@ -464,26 +454,12 @@ class Jobs:
             period, post = made
             self._queue(group, "leaderboard", period, target, resolved.platform, post, result)
 
-    def _digest_target(self, group: GroupSettings, result: JobResult) -> tuple[str, Target] | None:
-        """Where ``group``'s digest goes, or ``None`` (with a note) when nowhere."""
-        if group.digest_to == "operators":
-            # Privately to the group's operators through the platform's app or robot (as
-            # alerts go), else into the operators' group at [alerts].webhook. Feishu takes
-            # one user per message, so its digests use the webhook.
-            target = f"operators:{group_key(group)}"
-            resolved = self._resolve(target) if group.platform != "feishu" else None
-            if resolved is None:
-                target = ALERTS_TARGET
-                resolved = self._resolve(target)
-            if resolved is None:
-                result.notes.append(
-                    f'{group_key(group)}: digest_to = "operators" needs a private channel '
-                    "(a wecom_app or dingtalk_robot bot and [operators] or the group's "
-                    "operators) or [alerts].webhook; skipped"
-                )
-                log.warning("%s", result.notes[-1])
-                return None
-            return target, resolved
+    def _target(
+        self, job: str, group: GroupSettings, result: JobResult
+    ) -> tuple[str, Target] | None:
+        """Where ``group``'s post of ``job`` goes, or ``None`` (with a note) when nowhere."""
+        if job != "leaderboard" and group.digest_to == "operators":
+            return self._operators_target(group, result)
         target = f"group:{group_key(group)}"
         resolved = self._resolve(target)
         if resolved is None:
@@ -491,9 +467,33 @@ class Jobs:
             return None
         return target, resolved
 
+    def _operators_target(
+        self, group: GroupSettings, result: JobResult
+    ) -> tuple[str, Target] | None:
+        """Where a ``digest_to = "operators"`` digest goes, or ``None`` (with a note).
+
+        Privately to the group's operators through the platform's app or robot (as alerts
+        go), else into the operators' group at [alerts].webhook. Feishu takes one user per
+        message, so its digests use the webhook.
+        """
+        target = f"operators:{group_key(group)}"
+        resolved = self._resolve(target) if group.platform != "feishu" else None
+        if resolved is None:
+            target = ALERTS_TARGET
+            resolved = self._resolve(target)
+        if resolved is None:
+            result.notes.append(
+                f'{group_key(group)}: digest_to = "operators" needs a private channel '
+                "(a wecom_app or dingtalk_robot bot and [operators] or the group's "
+                "operators) or [alerts].webhook; skipped"
+            )
+            log.warning("%s", result.notes[-1])
+            return None
+        return target, resolved
+
     def _digests(
         self,
-        batch: list[tuple[GroupSettings, GroupRecord]],
+        batch: list[_Posting],
         day: date,
         job: str,
         result: JobResult,
@@ -502,29 +502,14 @@ class Jobs:
         zone = self._settings.zone
         kind: Literal["daily", "weekly"] = "daily" if job == "daily_digest" else "weekly"
         period = resolve_period("day" if kind == "daily" else "week", day, zone)
-        posting: list[tuple[GroupSettings, GroupRecord, str, Target]] = []
-        for group, record in batch:
-            found = self._digest_target(group, result)
-            if found is not None:
-                posting.append((group, record, *found))
-        if not posting:
-            return
         stats = collect_stats_many(
             self._engine,
-            [record for _, record, _, _ in posting],
+            [record for _, record, _, _ in batch],
             period,
             options=self._options,
         )
-        clouds.expect(
-            sum(
-                1
-                for _, record, _, resolved in posting
-                if resolved.platform == "wecom"
-                and top_words_counts(stats[record.id].details.get("top_words"))
-            )
-        )
         failed = self._failures(period)
-        for group, record, target, resolved in posting:
+        for group, record, target, resolved in batch:
             post, figures = self.digest_post(
                 group,
                 record,

@@ -197,6 +197,9 @@ class GroupStats:
     groups: tuple[GroupRecord, ...] = ()
     operator: str | None = None
     wanted: frozenset[str] = frozenset(ALL_METRICS)
+    #: The message rank of the period before (the leaderboard's "yesterday"), when
+    #: ``message_rank`` is wanted: the same as that period's own ``rank``.
+    previous_rank: list[RankEntry] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """An object keyed by the metric ids of METRICS.md (plus ``group`` and ``period``)."""
@@ -218,21 +221,21 @@ class GroupStats:
             if key not in self.wanted:
                 continue
             if key == "message_rank":
-                document[key] = [
-                    {
-                        "position": e.position,
-                        "member": e.member,
-                        "name": e.name,
-                        "messages": e.messages,
-                    }
-                    | ({"opted_out": True} if e.opted_out else {})
-                    for e in self.rank
-                ]
+                document[key] = rank_json(self.rank)
             elif key in self.metrics:
                 document[key] = self.metrics[key].as_dict() | self.details.get(key, {})
             elif key in self.details:
                 document[key] = self.details[key]
         return document
+
+
+def rank_json(rank: Sequence[RankEntry]) -> list[dict[str, Any]]:
+    """``message_rank`` as the stats document has it."""
+    return [
+        {"position": e.position, "member": e.member, "name": e.name, "messages": e.messages}
+        | ({"opted_out": True} if e.opted_out else {})
+        for e in rank
+    ]
 
 
 def _group_json(group: GroupRecord) -> dict[str, Any]:
@@ -453,6 +456,11 @@ def _collect(
         groups=groups if operator is not None else (),
         operator=operator,
         wanted=keys,
+        previous_rank=(
+            message_rank([a for a in before.activity if a.user_id not in excluded])
+            if "message_rank" in keys
+            else []
+        ),
     )
 
 

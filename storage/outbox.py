@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 
 from storage.models import JobRun, OutboxPost, SchedulerLease
 from storage.upsert import insert_for
@@ -130,21 +130,57 @@ class Outbox:
 
         return UTCDateTime().process_result_value(value, self._engine.dialect)
 
-    def claim(self, post_id: int, runner: str) -> bool:
-        """Take a pending post for sending; ``False`` when someone else took it first."""
-        with self._engine.begin() as connection:
-            result = connection.execute(
-                update(_OUTBOX)
-                .where(and_(_OUTBOX.c.id == post_id, _OUTBOX.c.state == "pending"))
-                .values(state="sending", claimed_by=runner)
-            )
-        return result.rowcount == 1
+    def claim(self, post_ids: Sequence[int], runner: str) -> builtins.set[int]:
+        """Take pending posts for sending, in one transaction; return the ids taken.
 
-    def mark_sent(self, post_id: int, now: datetime) -> None:
-        self._finish(post_id, state="sent", sent_at=now, error=None)
+        A post that another sender took first (or that is no longer pending) is left out.
+        """
+        if not post_ids:
+            return set()
+        with self._engine.begin() as connection:
+            rows = connection.execute(
+                update(_OUTBOX)
+                .where(and_(_OUTBOX.c.id.in_(list(post_ids)), _OUTBOX.c.state == "pending"))
+                .values(state="sending", claimed_by=runner)
+                .returning(_OUTBOX.c.id)
+            )
+            return {int(row[0]) for row in rows}
+
+    def mark_sent(self, sent: Sequence[tuple[int, datetime]]) -> None:
+        """Record claimed posts as sent, each ``(post id, when sent)``, in one transaction."""
+        if not sent:
+            return
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id == bindparam("post_id"))
+                .values(
+                    state="sent",
+                    sent_at=bindparam("at", type_=_OUTBOX.c.sent_at.type),
+                    error=None,
+                    attempts=_OUTBOX.c.attempts + 1,
+                ),
+                [{"post_id": post_id, "at": at} for post_id, at in sent],
+            )
+
+    def release(self, post_ids: Sequence[int]) -> None:
+        """Put claimed posts that were never tried back as pending (the sender stopped)."""
+        if not post_ids:
+            return
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_OUTBOX)
+                .where(and_(_OUTBOX.c.id.in_(list(post_ids)), _OUTBOX.c.state == "sending"))
+                .values(state="pending", claimed_by=None)
+            )
 
     def mark_failed(self, post_id: int, error: str) -> None:
-        self._finish(post_id, state="failed", error=error[:2000])
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id == post_id)
+                .values(state="failed", error=error[:2000], attempts=_OUTBOX.c.attempts + 1)
+            )
 
     def retry_later(self, post_id: int, error: str, at: datetime) -> None:
         """Put a claimed post back as pending, due at ``at``, counting the attempt."""
@@ -161,20 +197,13 @@ class Outbox:
                 )
             )
 
-    def _finish(self, post_id: int, **values: object) -> None:
-        with self._engine.begin() as connection:
-            connection.execute(
-                update(_OUTBOX)
-                .where(_OUTBOX.c.id == post_id)
-                .values(attempts=_OUTBOX.c.attempts + 1, **values)
-            )
-
     def abandon_interrupted(self, runner_prefix: str | None = None) -> int:
         """Mark posts left in ``sending`` by a dead process as failed; return how many.
 
-        A post in ``sending`` may or may not have reached the platform (the process died
-        during the POST). Webhooks take no idempotency key, so sending it again could post
-        twice; we choose at most once and say so in the error.
+        A post in ``sending`` may or may not have reached the platform: the process died
+        while it held the post (a sender claims a page of due posts together, posts them
+        and records them as sent in batches). Webhooks take no idempotency key,
+        so sending it again could post twice; we choose at most once and say so in the error.
         """
         condition = _OUTBOX.c.state == "sending"
         if runner_prefix is not None:
@@ -185,7 +214,7 @@ class Outbox:
                 .where(condition)
                 .values(
                     state="failed",
-                    error="outcome unknown: the sender stopped during the POST; "
+                    error="outcome unknown: the sender stopped while it held the post; "
                     "not sent again so that the group never sees it twice",
                 )
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from io import BytesIO
 
+import pytest
 from PIL import Image
 
 from analytics.charts import render_word_cloud
@@ -48,3 +49,17 @@ def test_word_cloud_from_another_thread_draws_the_same_picture() -> None:
     worker.start()
     worker.join(timeout=60)
     assert there == [here]
+
+
+def test_remembered_fonts_and_boxes_draw_what_plain_wordcloud_draws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wordcloud.wordcloud as module
+    from PIL import ImageFont
+
+    others = {word: count // 2 + rank for rank, (word, count) in enumerate(WORDS.items())}
+    others["新词"] = 7
+    # The second cloud measures many of the first one's words again: from memory.
+    remembered = [render_word_cloud(WORDS), render_word_cloud(others)]
+    monkeypatch.setattr(module, "ImageFont", ImageFont)  # wordcloud as it comes
+    assert [render_word_cloud(WORDS), render_word_cloud(others)] == remembered

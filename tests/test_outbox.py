@@ -252,6 +252,14 @@ def queue_text(world: World, outbox: Outbox, platform: str, chat: str, key: str,
 
 
 async def test_thirty_posts_to_one_robot_take_at_least_a_minute(world: World) -> None:
+    counts_while_waiting: list[dict[str, int]] = []
+    sleep = world.clock.sleep
+
+    async def watched(seconds: float) -> None:
+        counts_while_waiting.append(outbox.counts())
+        await sleep(seconds)
+
+    world.clock.sleep = watched  # type: ignore[method-assign]
     outbox, sender, _, _, _ = world.process()
     for n in range(30):
         queue_text(world, outbox, "wecom", "wx-g1", f"p{n}", f"#{n}")
@@ -259,6 +267,9 @@ async def test_thirty_posts_to_one_robot_take_at_least_a_minute(world: World) ->
     await sender.drain()
     assert len(world.hooks.accepted["wecom"]) == 30
     assert world.clock() - start >= timedelta(minutes=1)
+    # While the robot's limit holds the last ten back, the twenty sent are recorded and
+    # the ten are not claimed: a crash meanwhile would not cost them.
+    assert counts_while_waiting[0] == {"pending": 10, "sending": 0, "sent": 20, "failed": 0}
 
 
 async def test_posts_to_different_robots_go_side_by_side_and_each_robots_in_order(
@@ -291,6 +302,100 @@ async def test_posts_to_different_robots_go_side_by_side_and_each_robots_in_orde
     assert seen_before_answering == [True]
     assert [b["text"]["content"] for b in world.hooks.accepted["wecom"]] == ["#0", "#1", "#2"]
     assert len(world.hooks.accepted["dingtalk"]) == 1
+
+
+def hold_wecom_from(world: World, post: int) -> asyncio.Event:
+    """WeCom answers its first ``post`` - 1 posts at once and keeps the next waiting.
+
+    Returns the event that lets the waiting answer go (set it before the test ends).
+    """
+    answer = world.hooks._wecom
+    release = asyncio.Event()
+
+    async def held(call: Call) -> tuple[int, Any]:
+        if len(world.hooks.api.calls_to(WECOM_PATH)) >= post:
+            await release.wait()
+        return answer(call)
+
+    world.hooks.api.route("POST", WECOM_PATH, held)
+    return release
+
+
+def states(outbox: Outbox, job: str) -> dict[str, str]:
+    return {p.period_key: p.state for p in outbox.list() if p.job == job}
+
+
+async def test_a_sender_stopped_mid_pass_records_what_it_sent_and_puts_back_what_it_did_not_try(
+    world: World,
+) -> None:
+    outbox, sender, _, _, _ = world.process("stopped")
+    for n in range(3):
+        queue_text(world, outbox, "wecom", "wx-g1", f"w{n}", f"#{n}")
+    release = hold_wecom_from(world, 2)
+    pass_ = asyncio.create_task(sender.drain())
+    await world.hooks.api.wait_for_calls(WECOM_PATH, 2)  # #1 is mid-POST
+    pass_.cancel()  # as ``stop`` does
+    with contextlib.suppress(asyncio.CancelledError):
+        await pass_
+    release.set()
+    # #0 went out and is recorded although the pass never ended; nobody knows whether #1
+    # arrived; #2 was claimed with the others but never tried, so it is pending again.
+    assert states(outbox, "test") == {"w0": "sent", "w1": "sending", "w2": "pending"}
+    assert [p.sent_at for p in outbox.list("sent")] == [AT_2100]
+    outbox2, sender2, _, scheduler2, _ = world.process("restarted")
+    assert await scheduler2.tick()  # leads: marks #1 failed, then sends what is pending
+    await sender2.drain()
+    assert states(outbox2, "test") == {"w0": "sent", "w1": "failed", "w2": "sent"}
+    [failed] = [p for p in outbox2.list("failed") if p.job == "test"]
+    assert "outcome unknown" in (failed.error or "")
+    texts = [
+        c.json["text"]["content"] for c in world.hooks.api.calls_to(WECOM_PATH) if "text" in c.json
+    ]
+    assert texts == ["#0", "#1", "#2"]  # each posted once
+
+
+async def test_posts_claimed_by_a_killed_run_are_never_posted_again(
+    tmp_path: Path, database_url: str, world: World
+) -> None:
+    """``qunpulse run`` killed mid-POST: its digest and the word cloud it claimed with it."""
+    import signal
+    import sys
+
+    release = hold_wecom_from(world, 1)
+    config = write_config(tmp_path / "run.toml", database_url, groups_toml(world.hooks))
+    run = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "run",
+        "daily_digest",
+        "-c",
+        str(config),
+        "--date",
+        DAY.isoformat(),
+        "--group",
+        "wx-g1",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await world.hooks.api.wait_for_calls(WECOM_PATH, 1, within=60)  # the digest, held
+    finally:
+        run.send_signal(signal.SIGKILL)
+        await run.wait()
+        release.set()
+    outbox, sender, _, scheduler, _ = world.process("restarted")
+    assert states(outbox, "daily_digest") == {DAY.isoformat(): "sending"}
+    assert states(outbox, "daily_digest_words") == {DAY.isoformat(): "sending"}
+    assert await scheduler.tick()  # leads: the two claimed posts are marked failed
+    await sender.drain()
+    assert states(outbox, "daily_digest") == {DAY.isoformat(): "failed"}
+    assert states(outbox, "daily_digest_words") == {DAY.isoformat(): "failed"}
+    # The digest reached WeCom once (its answer never came back); the cloud never did.
+    [digest] = [p for p in outbox.list() if p.job == "daily_digest"]
+    posted = [c.json for c in world.hooks.api.calls_to(WECOM_PATH)]
+    assert len([b for b in posted if b.get("markdown", {}).get("content") == digest.body]) == 1
+    assert [b for b in posted if "image" in b] == []
 
 
 async def test_a_missed_2100_run_is_made_up_on_start_once(world: World) -> None:

@@ -131,6 +131,7 @@ def test_many_groups_at_once_equal_each_group_alone(community: Engine, kind: str
                 for group in groups:
                     alone = collect_stats(community, group, period, options=options, now=when)
                     assert many[group.id].to_json() == alone.to_json(), (group.chat_id, day)
+                    assert many[group.id].previous_rank == alone.previous_rank
     # Not vacuous: the figures differ between groups and include the rarer metrics.
     figures = collect_stats_many(community, groups, resolve_period("week", LAST_DAY, ZONE))
     documents = [figures[g.id].to_json() for g in groups]
@@ -147,6 +148,21 @@ def test_many_groups_at_once_equal_each_group_alone(community: Engine, kind: str
             )
         ).scalar_one()
     assert shared >= 6
+
+
+@pytest.mark.parametrize("kind", ["day", "week"])
+def test_the_previous_rank_is_the_rank_of_the_period_before(community: Engine, kind: str) -> None:
+    """The leaderboard's arrows compare with it instead of asking for yesterday again."""
+    groups = list_groups(community)
+    period = resolve_period(kind, LAST_DAY, ZONE)
+    for options in _options(community, groups):
+        many = collect_stats_many(community, groups, period, options=options)
+        before = collect_stats_many(community, groups, period.previous(), options=options)
+        for group in groups:
+            assert many[group.id].previous_rank == before[group.id].rank != []
+    wanted = {"messages", "message_rank"}
+    assert collect_stats(community, groups[0], period, wanted=wanted).previous_rank != []
+    assert collect_stats(community, groups[0], period, wanted={"messages"}).previous_rank == []
 
 
 def test_a_subset_of_groups_and_a_shared_scope_give_the_same_figures(community: Engine) -> None:

@@ -39,15 +39,34 @@ class SlidingWindowLimiter:
 
     async def acquire(self, key: str) -> None:
         """Wait until one more post to ``key`` stays within the limit, and count it."""
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            sent = self._sent.setdefault(key, deque())
-            while True:
-                now = self._clock()
-                while sent and sent[0] <= now - self._window:
-                    sent.popleft()
-                if len(sent) < self._limit:
-                    sent.append(now)
-                    return
-                wait = (sent[0] + self._window - now).total_seconds()
-                await self._sleep(max(wait, 0.001))
+        async with self._lock(key):
+            await self._wait_for_room(key)
+            self._sent[key].append(self._clock())
+
+    def room(self, key: str) -> int:
+        """How many more posts to ``key`` fit in the window right now (none counted)."""
+        return self._limit - len(self._in_window(key, self._clock()))
+
+    async def wait_for_room(self, key: str) -> int:
+        """Wait until a post to ``key`` fits; how many fit then (none counted)."""
+        async with self._lock(key):
+            return await self._wait_for_room(key)
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def _in_window(self, key: str, now: datetime) -> deque[datetime]:
+        """The send times of ``key`` still inside the window ending ``now``."""
+        sent = self._sent.setdefault(key, deque())
+        while sent and sent[0] <= now - self._window:
+            sent.popleft()
+        return sent
+
+    async def _wait_for_room(self, key: str) -> int:
+        while True:
+            now = self._clock()
+            sent = self._in_window(key, now)
+            if len(sent) < self._limit:
+                return self._limit - len(sent)
+            wait = (sent[0] + self._window - now).total_seconds()
+            await self._sleep(max(wait, 0.001))
