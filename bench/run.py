@@ -247,7 +247,7 @@ def bench_daily_jobs(quick: bool) -> list[Result]:
     from bench.jobs import bench_jobs
 
     # The full run takes the 1,000 groups (about a minute with the baseline).
-    run = bench_jobs(20 if quick else 1000)
+    run = bench_jobs(100 if quick else 1000)
     ratio = run.seconds / run.baseline_seconds
     return [
         Result(

@@ -252,8 +252,7 @@ async def _run_job(
         # Deliver what this run queued now; posts queued earlier belong to `serve`.
         await sender.drain(result.queued)
         failed = 0
-        for post_id in result.queued:
-            post = next(p for p in outbox.list(limit=10_000) if p.id == post_id)
+        for post in outbox.find(result.queued):
             print(f"{post.job} {post.group_key} {post.period_key}: {post.state}")
             if post.state == "failed":
                 print(f"  {post.error}", file=sys.stderr)

@@ -228,6 +228,15 @@ class Outbox:
         with self._engine.connect() as connection:
             return [_record(row) for row in connection.execute(query)]
 
+    def find(self, ids: Sequence[int]) -> builtins.list[PostRecord]:
+        """The posts with these ids, in the order given (ids not found are left out)."""
+        found: dict[int, PostRecord] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(ids), 1000):  # within every database's bind limit
+                query = select(_OUTBOX).where(_OUTBOX.c.id.in_(ids[start : start + 1000]))
+                found.update((row.id, _record(row)) for row in connection.execute(query))
+        return [found[post_id] for post_id in ids if post_id in found]
+
     def failed_since(
         self, since: datetime, group_key: str | None = None
     ) -> builtins.list[PostRecord]:

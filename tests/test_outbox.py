@@ -251,6 +251,15 @@ def queue_text(world: World, outbox: Outbox, platform: str, chat: str, key: str,
     )
 
 
+def test_posts_are_found_by_id_in_the_order_asked(world: World) -> None:
+    outbox = Outbox(world.engine)
+    for key in ("a", "b", "c"):
+        queue_text(world, outbox, "wecom", "g1", key, f"post {key}")
+    a, _, c = sorted(p.id for p in outbox.list())
+    assert [p.period_key for p in outbox.find([c, 10**9, a])] == ["c", "a"]
+    assert outbox.find([]) == []
+
+
 async def test_thirty_posts_to_one_robot_take_at_least_a_minute(world: World) -> None:
     counts_while_waiting: list[dict[str, int]] = []
     sleep = world.clock.sleep
