@@ -10,6 +10,8 @@
   ``schedule.lease_seconds``; when the holder dies, another process takes the expired
   lease at its next renewal, well within a minute. The same code serves SQLite (one
   process) and PostgreSQL (many).
+- Its database calls run on worker threads: a lease renewal that waits for a lock (an
+  import holding SQLite's write lock) must not stop the server answering callbacks.
 """
 
 from __future__ import annotations
@@ -102,7 +104,9 @@ class JobScheduler:
         Returns whether this process leads now.
         """
         try:
-            holds = self._leases.acquire(LEASE_NAME, self.holder, self._clock(), self._ttl)
+            holds = await asyncio.to_thread(
+                self._leases.acquire, LEASE_NAME, self.holder, self._clock(), self._ttl
+            )
         except Exception:
             log.exception("scheduler: cannot reach the lease row; stepping down")
             holds = False
@@ -129,7 +133,7 @@ class JobScheduler:
         made_up = []
         for job, trigger in self._triggers.items():
             fire = last_fire(trigger, now, since)
-            if fire is None or self._job_runs.exists(job, fire):
+            if fire is None or await asyncio.to_thread(self._job_runs.exists, job, fire):
                 continue
             log.info("scheduler: making up %s of %s", job, fire.isoformat())
             if await self.run_once(job, fire):
@@ -146,17 +150,21 @@ class JobScheduler:
 
     async def run_once(self, job: str, scheduled_for: datetime) -> bool:
         """Run ``job`` for ``scheduled_for`` unless a run of it is recorded already."""
-        run_id = self._job_runs.start(job, scheduled_for, self.holder, self._clock())
+        run_id = await asyncio.to_thread(
+            self._job_runs.start, job, scheduled_for, self.holder, self._clock()
+        )
         if run_id is None:
             return False
         try:
             await self._run_job(job, scheduled_for.astimezone(self._zone).date())
         except Exception as error:
             log.exception("scheduler: job %s of %s failed", job, scheduled_for.isoformat())
-            self._job_runs.finish(run_id, "failed", self._clock(), type(error).__name__)
+            await asyncio.to_thread(
+                self._job_runs.finish, run_id, "failed", self._clock(), type(error).__name__
+            )
             self._telemetry.job_runs.labels(job, "failed").inc()
             return False
-        self._job_runs.finish(run_id, "done", self._clock())
+        await asyncio.to_thread(self._job_runs.finish, run_id, "done", self._clock())
         self._telemetry.job_runs.labels(job, "done").inc()
         return True
 
@@ -177,7 +185,7 @@ class JobScheduler:
             if self._on_lose is not None:
                 await self._on_lose()
             try:
-                self._leases.release(LEASE_NAME, self.holder)
+                await asyncio.to_thread(self._leases.release, LEASE_NAME, self.holder)
             except Exception:
                 log.exception("scheduler: could not release the lease; it expires by itself")
 

@@ -15,16 +15,13 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.app import build_service
 from bot.cli import main
-from config import Settings
 from tests.conftest import DINGTALK_APP_SECRET, WECOM_AES_KEY, WECOM_TOKEN, RunningServer
 from tests.doubles.dingtalk import DingTalkRobotDouble
 from tests.doubles.wecom import WeComAiBotDouble
@@ -265,25 +262,8 @@ def writes_locked_out(database_url: str) -> Iterator[None]:
             holder.rollback()
 
 
-@pytest.fixture
-async def server_without_jobs(
-    settings: Settings, config_file: Path
-) -> AsyncIterator[RunningServer]:
-    """The app without the scheduler, whose lease and job bookkeeping are not its own."""
-    from aiohttp import web
-
-    service = build_service(settings, run_scheduler=False)
-    runner = web.AppRunner(service.web_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.server.port).start()
-    try:
-        yield RunningServer(f"http://127.0.0.1:{settings.server.port}", service, config_file)
-    finally:
-        await runner.cleanup()
-
-
 async def test_a_callback_waits_for_a_locked_database_while_the_server_answers(
-    server_without_jobs: RunningServer, database_url: str
+    server: RunningServer, database_url: str
 ) -> None:
     import asyncio
 
@@ -292,17 +272,19 @@ async def test_a_callback_waits_for_a_locked_database_while_the_server_answers(
 
     from storage.models import Message
 
-    server = server_without_jobs
     double = wecom(server)
     with writes_locked_out(database_url):
         delivery = asyncio.create_task(
             double.deliver(double.group_text("w1", WECOM_GROUP, "alice", "锁住了吗"))
         )
+        # The scheduler's lease renewal (every few seconds in `serve`) waits for the lock too.
+        renewal = asyncio.create_task(server.service.scheduler.tick())
         await asyncio.sleep(0.5)
         assert not delivery.done(), "answered before the callback could be stored"
         async with httpx.AsyncClient(timeout=2) as client:  # the event loop is not blocked
             assert (await client.get(f"{server.base_url}/healthz")).status_code == 200
     response = await asyncio.wait_for(delivery, 10)
+    await asyncio.wait_for(renewal, 10)
     assert response.status_code == 200, response.text
     with server.service.engine.connect() as connection:
         stored = connection.execute(select(func.count()).select_from(Message)).scalar_one()
