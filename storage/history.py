@@ -332,11 +332,17 @@ class MessageImporter:
 
     def store_prepared(self, messages: Sequence[PreparedMessage]) -> int:
         """:meth:`store` for messages already through :func:`prepare`."""
-        # The first of each key, in file order (a dict built backwards keeps the first).
-        first = {(row[0], row[1]): row for row in reversed(messages)}
+        # The first of each key, in file order (a dict built backwards keeps the first);
+        # a chunk without repeats (the usual one) as it is.
+        keys = [(row[0], row[1]) for row in messages]
+        first = dict(zip(reversed(keys), reversed(messages), strict=True))
         if not first:
             return 0
-        chunk = [first[key] for key in dict.fromkeys((row[0], row[1]) for row in messages)]
+        chunk = (
+            list(messages)
+            if len(first) == len(keys)
+            else [first[key] for key in dict.fromkeys(keys)]
+        )
         try:
             return self._store_chunk(chunk)
         except IntegrityError:
