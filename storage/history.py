@@ -333,32 +333,30 @@ class MessageImporter:
     def store_prepared(self, messages: Sequence[PreparedMessage]) -> int:
         """:meth:`store` for messages already through :func:`prepare`."""
         # The first of each key, in file order (a dict built backwards keeps the first);
-        # a chunk without repeats (the usual one) as it is.
+        # a chunk without repeats (the usual one) stays as it is.
         keys = [(row[0], row[1]) for row in messages]
         first = dict(zip(reversed(keys), reversed(messages), strict=True))
         if not first:
             return 0
-        chunk = (
-            list(messages)
-            if len(first) == len(keys)
-            else [first[key] for key in dict.fromkeys(keys)]
-        )
+        if len(first) < len(keys):
+            keys = list(dict.fromkeys(keys))
+            messages = [first[key] for key in keys]
         try:
-            return self._store_chunk(chunk)
+            return self._store_chunk(messages, keys)
         except IntegrityError:
             # A cached id may name a row another process deleted meanwhile (`qunpulse
             # member forget --purge`): forget every cached id and try once more.
             if not (self._members or self._groups):
                 raise
             self._members, self._groups, self._seen = {}, {}, {}
-            return self._store_chunk(chunk)
+            return self._store_chunk(messages, keys)
 
-    def _store_chunk(self, chunk: list[PreparedMessage]) -> int:
+    def _store_chunk(self, chunk: Sequence[PreparedMessage], keys: list[tuple[str, str]]) -> int:
+        """Store messages with distinct keys (``keys``, theirs in the same order)."""
         now = self._time(utc_now())
         self._new_members, self._new_groups, self._new_seen = {}, {}, {}
         transaction = self._connection.begin()
         try:
-            keys = [(row[0], row[1]) for row in chunk]
             claimed = self._sql.claim_all_or_none(keys, self._bot_id, now)
             if claimed is None:  # some keys were new, some not: claim again, asking which
                 transaction.rollback()
@@ -387,7 +385,7 @@ class MessageImporter:
         self._seen.update(self._new_seen)
         return len(fresh)
 
-    def _store_fresh(self, fresh: list[PreparedMessage], now: Any) -> None:
+    def _store_fresh(self, fresh: Sequence[PreparedMessage], now: Any) -> None:
         """Groups, members, messages and first sightings of the newly claimed messages.
 
         Built with comprehensions, not a loop of statements: this runs once per message,
