@@ -8,7 +8,8 @@ Three formats (README "Import history" shows a sample of each):
 * ``orders-csv``: orders, columns ``order_id, platform, user_id, amount, cost, status,
   paid_at``.
 
-Rows are read as plain tuples and messages are stored by
+A second process reads and parses the file while the first writes (see
+:func:`_read_aside`). Rows are read as plain tuples and messages are stored by
 :class:`storage.history.MessageImporter`, a bulk path that writes the same rows under the
 same unique keys as live callbacks, so a re-run, an overlapping file or a message also
 received live is stored once. Every batch is its own transaction: a crash loses at most
@@ -669,9 +670,10 @@ _PROCESSES: multiprocessing.context.ForkContext | multiprocessing.context.SpawnC
 def _read_aside(reading: _Reading) -> Iterator[Iterator[_Chunk]]:
     """The file's chunks, read and parsed by a second process while this one writes.
 
-    Reading, parsing and preparing rows cost about as much as the database's inserts;
-    in a second process they run on another core. The pipe between the two holds one
-    chunk, so the reader is at most a chunk or two ahead and memory stays flat.
+    Reading, parsing and preparing rows are about a quarter of an import's work; in a
+    second process they run on another core, beside the database's inserts. The pipe
+    between the two holds one chunk, so the reader is at most a chunk or two ahead and
+    memory stays flat.
     """
     receiver, sender = _PROCESSES.Pipe(duplex=False)
     reader = _PROCESSES.Process(
