@@ -1,7 +1,8 @@
 """``import_1m``: ``qunpulse import`` of a big message CSV into SQLite.
 
 The CSV holds the generator's messages (cached under ``bench/.data/``). ``qunpulse import``
-runs as a subprocess, as a user runs it; its peak RSS comes from ``wait4``. The baseline
+runs as a subprocess, as a user runs it; it reports its peak RSS (VmHWM) and its reader
+process's. The baseline
 reads the same CSV with the ``csv`` module and inserts the raw rows into a plain table
 with ``sqlite3`` ``executemany`` in batches of 10,000: no validation, no members, no
 de-duplication, the floor of what an import can cost.
@@ -34,6 +35,7 @@ class ImportRun:
     seconds: float
     baseline_seconds: float
     peak_rss_mb: float
+    reader_rss_mb: float
 
 
 def message_csv(rows: int) -> Path:
@@ -87,10 +89,13 @@ def bench_import(rows: int) -> ImportRun:
         started = time.perf_counter()
         # The child reports its own high-water mark (VmHWM): wait4's ru_maxrss would
         # include this parent's memory, which Linux carries into a child across exec.
+        # Its reader process, which it has waited for, reports through its ru_maxrss
+        # (forked, it counts the pages it still shares with the importing process).
         script = (
-            "import sys; from bot.cli import main; code = main(sys.argv[1:]); "
+            "import resource, sys; from bot.cli import main; code = main(sys.argv[1:]); "
             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]; "
-            "print('PEAK_KB', hwm[0].split()[1], file=sys.stderr); sys.exit(code)"
+            "reader = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
+            "print('PEAK_KB', hwm[0].split()[1], reader, file=sys.stderr); sys.exit(code)"
         )
         process = subprocess.run(
             [sys.executable, "-c", script, "import", "-c", str(config), str(source)],
@@ -103,9 +108,9 @@ def bench_import(rows: int) -> ImportRun:
         seconds = time.perf_counter() - started
         if process.returncode != 0:
             raise RuntimeError(f"qunpulse import failed: {process.stderr[-2000:]}")
-        peak_kb = int(process.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
+        peak_kb, reader_kb = map(int, process.stderr.rsplit("PEAK_KB", 1)[1].split()[:2])
         baseline = _baseline(source, directory / "raw.db")
-    return ImportRun(rows, seconds, baseline, peak_kb / 1024)
+    return ImportRun(rows, seconds, baseline, peak_kb / 1024, reader_kb / 1024)
 
 
 def _baseline(source: Path, database: Path) -> float:

@@ -278,7 +278,8 @@ def bench_import_1m(quick: bool) -> list[Result]:
             ratio,
             ">=0.25",
             ratio >= 0.25,
-            f"{run.rows} rows in {run.seconds:.1f} s, peak RSS {run.peak_rss_mb:.0f} MB; "
+            f"{run.rows} rows in {run.seconds:.1f} s, peak RSS {run.peak_rss_mb:.0f} MB "
+            f"(reader process {run.reader_rss_mb:.0f} MB, partly shared); "
             f"baseline {baseline:.0f} rows/s",
         )
     ]

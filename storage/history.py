@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select, update
@@ -179,8 +180,13 @@ _SQLITE_ROWS_PER_STATEMENT = 200
 _SQLITE_KEYS_PER_QUERY = 500
 #: SQLite's page cache for the import's connection, in KiB (64 MiB; the default is 2 MiB).
 _SQLITE_IMPORT_CACHE_KIB = 65_536
+#: Pages of write-ahead log after which the import's connection checkpoints (64 MiB of
+#: 4 KiB pages; the default is 1,000).
+_SQLITE_IMPORT_WAL_PAGES = 16_384
 #: Member (and group) ids an import keeps between chunks; beyond, the cache starts afresh.
 _CACHE_LIMIT = 100_000
+#: A message row's stored time (rows as :meth:`_BulkSql.insert_messages` takes them).
+_STORED_TIME = itemgetter(6)
 
 
 class ImportedMessage(NamedTuple):
@@ -197,6 +203,52 @@ class ImportedMessage(NamedTuple):
     msg_type: str
     text: str | None
     sent_at: datetime
+
+
+#: A message as :meth:`MessageImporter.store_prepared` takes it (see :func:`prepare`).
+PreparedMessage = tuple[
+    str, str, str, str, str | None, str, str, str | None, str, str | None, str, bool
+]
+
+
+def prepare(messages: Iterable[ImportedMessage]) -> list[PreparedMessage]:
+    """The messages as plain tuples with everything derived from one message alone:
+    ``(platform, event key, message id, chat id, chat name, source, sender id,
+    sender name, type, text, sent_at as stored, is command)``.
+
+    The time is the UTC text SQLite stores (:func:`sqlite_time`); PostgreSQL reads the
+    same text as its timestamp. An import prepares messages in its reader process, so
+    the writing process, which the database keeps busy, has less to do per message; plain
+    tuples of strings are also what passes between processes fastest.
+    """
+    return [
+        (
+            platform,
+            MESSAGE_KEY_PREFIX + message_id,
+            message_id,
+            chat_id,
+            chat_name,
+            source,
+            sender_id,
+            sender_name,
+            msg_type,
+            text,
+            sqlite_time(sent_at),
+            is_command(text),
+        )
+        for (
+            platform,
+            message_id,
+            chat_id,
+            chat_name,
+            source,
+            sender_id,
+            sender_name,
+            msg_type,
+            text,
+            sent_at,
+        ) in messages
+    ]
 
 
 class MessageImporter:
@@ -238,11 +290,11 @@ class MessageImporter:
         self._members: dict[tuple[str, str], tuple[int, str | None]] = {}
         #: (platform, chat id) → (id, name, source).
         self._groups: dict[tuple[str, str], tuple[int, str | None, str]] = {}
-        #: (group id, member id) → the earliest sighting this import recorded.
-        self._seen: dict[tuple[int, int], datetime] = {}
+        #: (group id, member id) → the earliest sighting this import recorded (as stored).
+        self._seen: dict[tuple[int, int], Any] = {}
         self._new_members: dict[tuple[str, str], tuple[int, str | None]] = {}
         self._new_groups: dict[tuple[str, str], tuple[int, str | None, str]] = {}
-        self._new_seen: dict[tuple[int, int], datetime] = {}
+        self._new_seen: dict[tuple[int, int], Any] = {}
         # The column type's own conversion for this database, as SQLAlchemy applies it
         # to the live path's statements (SQLite: fixed-width text; PostgreSQL: naive UTC);
         # on SQLite the same text from two C calls, as a million rows call it a million times.
@@ -276,24 +328,32 @@ class MessageImporter:
             sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing of the chunk
                 was stored.
         """
-        first: dict[tuple[str, str], ImportedMessage] = {}
-        for message in messages:
-            first.setdefault((message.platform, MESSAGE_KEY_PREFIX + message.message_id), message)
+        return self.store_prepared(prepare(messages))
+
+    def store_prepared(self, messages: Sequence[PreparedMessage]) -> int:
+        """:meth:`store` for messages already through :func:`prepare`."""
+        # The first of each key, in file order (a dict built backwards keeps the first);
+        # a chunk without repeats (the usual one) stays as it is.
+        keys = [(row[0], row[1]) for row in messages]
+        first = dict(zip(reversed(keys), reversed(messages), strict=True))
         if not first:
             return 0
+        if len(first) < len(keys):
+            keys = list(dict.fromkeys(keys))
+            messages = [first[key] for key in keys]
         try:
-            return self._store_chunk(first)
+            return self._store_chunk(messages, keys)
         except IntegrityError:
             # A cached id may name a row another process deleted meanwhile (`qunpulse
             # member forget --purge`): forget every cached id and try once more.
             if not (self._members or self._groups):
                 raise
             self._members, self._groups, self._seen = {}, {}, {}
-            return self._store_chunk(first)
+            return self._store_chunk(messages, keys)
 
-    def _store_chunk(self, first: dict[tuple[str, str], ImportedMessage]) -> int:
+    def _store_chunk(self, chunk: Sequence[PreparedMessage], keys: list[tuple[str, str]]) -> int:
+        """Store messages with distinct keys (``keys``, theirs in the same order)."""
         now = self._time(utc_now())
-        keys = list(first)
         self._new_members, self._new_groups, self._new_seen = {}, {}, {}
         transaction = self._connection.begin()
         try:
@@ -302,7 +362,11 @@ class MessageImporter:
                 transaction.rollback()
                 transaction = self._connection.begin()
                 claimed = self._sql.claim(keys, self._bot_id, now)
-            fresh = [message for key, message in first.items() if key in claimed]
+            fresh = (
+                chunk
+                if len(claimed) == len(chunk)
+                else [row for row in chunk if (row[0], row[1]) in claimed]
+            )
             if fresh:
                 self._store_fresh(fresh, now)
         except BaseException:
@@ -321,39 +385,52 @@ class MessageImporter:
         self._seen.update(self._new_seen)
         return len(fresh)
 
-    def _store_fresh(self, fresh: list[ImportedMessage], now: Any) -> None:
-        """Groups, members, messages and first sightings of the newly claimed messages."""
+    def _store_fresh(self, fresh: Sequence[PreparedMessage], now: Any) -> None:
+        """Groups, members, messages and first sightings of the newly claimed messages.
+
+        Built with comprehensions, not a loop of statements: this runs once per message,
+        millions of times in a big import.
+        """
         groups = self._resolve_groups(fresh, now)
         members = self._resolve_members(fresh, now)
-        rows: list[tuple[Any, ...]] = []
-        earliest: dict[tuple[int, int], datetime] = {}
-        for message in fresh:
-            group_id = groups[message.platform, message.chat_id]
-            member_id = members[message.platform, message.sender_id]
-            rows.append(
-                (
-                    message.platform,
-                    message.message_id,
-                    group_id,
-                    member_id,
-                    message.msg_type,
-                    message.text,
-                    self._time(message.sent_at),
-                    is_command(message.text),
-                )
+        rows = [
+            (
+                platform,
+                message_id,
+                groups[platform, chat_id],
+                members[platform, sender_id],
+                msg_type,
+                text,
+                sent_at,
+                command,
             )
-            pair = (group_id, member_id)
-            known = earliest.get(pair)
-            if known is None or message.sent_at < known:
-                earliest[pair] = message.sent_at
+            for (
+                platform,
+                _,
+                message_id,
+                chat_id,
+                _,
+                _,
+                sender_id,
+                _,
+                msg_type,
+                text,
+                sent_at,
+                command,
+            ) in fresh
+        ]
         self._sql.insert_messages(rows)
-        # Record the earliest sighting of each member in each group, unless an earlier
-        # chunk already recorded one at least as early (files usually run forwards).
+        # The earliest sighting of each member in each group: the stored text orders as
+        # the time does, so over the rows latest first, each pair ends on its earliest.
+        # It is recorded unless an earlier chunk recorded one at least as early (files
+        # usually run forwards).
+        latest_first = sorted(rows, key=_STORED_TIME, reverse=True)
+        earliest = {(row[2], row[3]): row[6] for row in latest_first}
         sooner = []
         for pair, at in earliest.items():
             known = self._seen.get(pair)
             if known is None or at < known:
-                sooner.append((pair[0], pair[1], self._time(at)))
+                sooner.append((*pair, at))
                 self._new_seen[pair] = at
         self._sql.execute_many(
             "INSERT INTO group_member (group_id, member_id, first_seen_at) VALUES (?, ?, ?) "
@@ -364,18 +441,19 @@ class MessageImporter:
         )
 
     def _resolve_groups(
-        self, messages: Iterable[ImportedMessage], now: Any
+        self, messages: Sequence[PreparedMessage], now: Any
     ) -> dict[tuple[str, str], int]:
         """Upsert the chunk's groups the cache does not know as they are: the last name
         given wins; a group only ever becomes ``full``, never back (as on the live path)."""
-        wanted: dict[tuple[str, str], tuple[str | None, str]] = {}
-        for message in messages:
-            key = (message.platform, message.chat_id)
-            name, source = wanted.get(key, (None, message.source))
-            wanted[key] = (
-                message.chat_name if message.chat_name is not None else name,
-                "full" if "full" in (source, message.source) else source,
-            )
+        names: dict[tuple[str, str], str | None] = dict.fromkeys(
+            (row[0], row[3]) for row in messages
+        )
+        names.update({(row[0], row[3]): row[4] for row in messages if row[4] is not None})
+        full = {(row[0], row[3]) for row in messages if row[5] == "full"}
+        wanted = {
+            key: (name, "full" if key in full else "at_mentions_only")
+            for key, name in names.items()
+        }
         ids: dict[tuple[str, str], int] = {}
         stale: dict[tuple[str, str], tuple[str | None, str]] = {}
         for key, (name, source) in wanted.items():
@@ -409,15 +487,14 @@ class MessageImporter:
         return ids
 
     def _resolve_members(
-        self, messages: Iterable[ImportedMessage], now: Any
+        self, messages: Sequence[PreparedMessage], now: Any
     ) -> dict[tuple[str, str], int]:
         """Upsert the chunk's senders the cache does not know by that name: the last name
         given wins, no name keeps the old one (as on the live path)."""
-        wanted: dict[tuple[str, str], str | None] = {}
-        for message in messages:
-            key = (message.platform, message.sender_id)
-            if message.sender_name is not None or key not in wanted:
-                wanted[key] = message.sender_name
+        wanted: dict[tuple[str, str], str | None] = dict.fromkeys(
+            (row[0], row[6]) for row in messages
+        )
+        wanted.update({(row[0], row[6]): row[7] for row in messages if row[7] is not None})
         ids: dict[tuple[str, str], int] = {}
         stale: dict[tuple[str, str], str | None] = {}
         for key, name in wanted.items():
@@ -521,19 +598,28 @@ _SQLITE_CLAIM = (
 
 
 class _SqliteBulk(_BulkSql):
-    """SQLite: ``executemany`` with a page cache big enough for the indexes a long import
-    keeps updating (the default 2 MiB makes a million-row import wait on reads and
-    rewrite the same index pages chunk after chunk). The cache is memory, not
-    durability: WAL and ``synchronous`` stay as :func:`storage.db.make_engine` set them."""
+    """SQLite: ``executemany``, with two settings for the import's connection (put back
+    when it ends). A page cache big enough for the indexes a long import keeps updating:
+    the default 2 MiB makes a million-row import wait on reads and rewrite the same index
+    pages chunk after chunk. And a checkpoint when the write-ahead log reaches the same
+    size, not at every 4 MiB: each chunk rewrites pages all over the unique indexes, and
+    each checkpoint copies them into the database file and waits for the disk. Neither
+    touches durability: WAL and ``synchronous`` stay as :func:`storage.db.make_engine`
+    set them, and a crash loses at most the chunk in flight."""
 
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
-        self._cache_size = connection.exec_driver_sql("PRAGMA cache_size").scalar_one()
+        self._settings = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+            for name in ("cache_size", "wal_autocheckpoint")
+        }
         connection.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_IMPORT_CACHE_KIB}")
+        connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {_SQLITE_IMPORT_WAL_PAGES}")
         connection.commit()
 
     def restore(self) -> None:
-        self.connection.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache_size)}")
+        for name, value in self._settings.items():
+            self.connection.exec_driver_sql(f"PRAGMA {name} = {int(value)}")
         self.connection.commit()
 
     def claim_all_or_none(

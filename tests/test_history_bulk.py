@@ -292,3 +292,21 @@ def test_a_nameless_message_does_not_erase_a_name_given_earlier_in_the_chunk(
     nameless = event("n2", "wrN", "erin", datetime(2026, 11, 20, 9, 5, tzinfo=CST))
     assert store_bulk(engine, [[named, nameless]]) == [2]
     assert [row[2] for row in snapshot(engine)["member"]] == ["艾琳"]
+
+
+def test_the_import_connection_goes_back_to_the_pool_with_its_settings(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the page cache and checkpoint settings are SQLite's")
+
+    def settings() -> list[int]:
+        with engine.connect() as connection:
+            return [
+                connection.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+                for name in ("cache_size", "wal_autocheckpoint")
+            ]
+
+    before = settings()
+    # The pool's one connection: the importer takes it, changes it and gives it back.
+    with MessageImporter(engine, IMPORT_BOT_ID) as importer:
+        assert importer.store([imported_message(e) for e in FIRST]) == 5
+    assert settings() == before

@@ -24,14 +24,17 @@ orders.csv: o1 alice 99.90 (cost 50), o2 bob 0.10 completed, o3 12.345 (rejected
 from __future__ import annotations
 
 import json
+import multiprocessing
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from bot.cli import main
+from bot.history_import import ImportRequest, run_import
 from storage.db import make_engine
 from storage.models import Message, Order
 from tests.conftest import WECOM_AES_KEY, WECOM_TOKEN, RunningServer
@@ -249,6 +252,27 @@ def test_strict_stops_at_the_first_bad_row_and_writes_nothing(
     code, out, err = run(capsys, "import", str(good), "--strict", "-c", str(config_file))
     assert code == 0, err
     assert "imported 2, duplicated 0, rejected 0" in out
+
+
+def test_a_failed_write_ends_the_reader_process_with_the_file_half_read(
+    tmp_path: Path,
+) -> None:
+    # The reader is chunks ahead when the database fails (here: no tables); it must not
+    # be left waiting to hand them over, or the import would never return.
+    long = tmp_path / "long.csv"
+    rows = (f"wecom,wrLONG,u{n % 50},2026-11-20 09:00:00,text {n},m{n}" for n in range(100_000))
+    long.write_text(
+        "platform,chat_id,sender_id,sent_at,text,msg_id\n" + "\n".join(rows) + "\n",
+        encoding="utf-8",
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        with pytest.raises(OperationalError, match="no such table"):
+            run_import(ImportRequest(long), engine, SHANGHAI)
+    finally:
+        engine.dispose()
+    readers = [p for p in multiprocessing.active_children() if p.name == "qunpulse-import-reader"]
+    assert readers == []  # other tests' processes (the sentiment scorer) may live on
 
 
 def test_group_filter_imports_only_that_group(
