@@ -96,6 +96,8 @@ class JobScheduler:
         self._triggers = triggers(settings)
         self._aps: AsyncIOScheduler | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Set by :meth:`stop`: the lease loop ends after the tick it is in, if any.
+        self._stopping = asyncio.Event()
         self.leading = False
 
     async def tick(self, *, use_apscheduler: bool = False) -> bool:
@@ -171,14 +173,17 @@ class JobScheduler:
     async def start(self) -> None:
         """Start the lease loop (and, while leading, APScheduler) in the background."""
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._lease_loop(), name="scheduler-lease")
 
     async def stop(self) -> None:
+        """Stop after the tick in progress: not cancelled in the middle, since a lease taken
+        or a job run recorded on a worker thread must be known here (a run recorded but
+        never run would never be made up), and a renewal must not follow the release."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping.set()
+            await task
         self._stop_apscheduler()
         if self.leading:
             self.leading = False
@@ -190,12 +195,13 @@ class JobScheduler:
                 log.exception("scheduler: could not release the lease; it expires by itself")
 
     async def _lease_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.tick(use_apscheduler=True)
             except Exception:  # a database hiccup must not end leadership checks for good
                 log.exception("scheduler: lease renewal or catch-up failed; retrying")
-            await asyncio.sleep(self._ttl.total_seconds() / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._ttl.total_seconds() / 3)
 
     def _start_apscheduler(self) -> None:
         if self._aps is not None:

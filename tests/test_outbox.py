@@ -424,6 +424,41 @@ async def test_a_missed_2100_run_is_made_up_on_start_once(world: World) -> None:
     assert runs.count("leaderboard") == 1
 
 
+async def test_stopping_while_the_lease_waits_for_a_lock_runs_what_it_recorded_and_lets_go(
+    world: World, database_url: str
+) -> None:
+    import contextlib
+    import sqlite3
+
+    import psycopg
+
+    world.clock.current = AT_2100 + timedelta(hours=1, minutes=30)  # the 21:00 run is due
+    outbox, _, _, scheduler, _ = world.process("stopping")
+    with contextlib.ExitStack() as held:
+        # Another process (an import, say) holds the lock the lease renewal needs.
+        if database_url.startswith("sqlite"):
+            holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            held.callback(holder.close)
+            held.callback(holder.execute, "ROLLBACK")
+        else:
+            url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+            locker = held.enter_context(psycopg.connect(url))
+            locker.execute("LOCK TABLE scheduler_lease IN ACCESS EXCLUSIVE MODE")
+        await scheduler.start()
+        await asyncio.sleep(0.3)  # the first tick waits for the lock on a worker thread
+        stopping = asyncio.create_task(scheduler.stop())
+        await asyncio.sleep(0.3)
+        assert not stopping.done(), "stop() must let the tick in progress finish"
+    await asyncio.wait_for(stopping, 30)
+    # What the tick recorded, it ran: the made-up leaderboard is queued, not lost.
+    assert JobRuns(world.engine).exists("leaderboard", AT_2100)
+    assert set(states(outbox, "leaderboard")) == {DAY.isoformat()}
+    # And it let go of the lease: another process leads at once, not after the lease ends.
+    _, _, _, successor, _ = world.process("successor")
+    assert await successor.tick()
+
+
 async def test_a_run_older_than_the_grace_is_not_made_up(world: World) -> None:
     world.clock.current = AT_2100 + timedelta(hours=7)
     _, _, _, scheduler, _ = world.process()
