@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -47,6 +48,8 @@ from storage.models import ChatGroup, GroupMember, InboundEvent, Member, Message
 from storage.models import MembershipEvent as MembershipRow
 from storage.platform_facts import step_member_version, store_group_change, store_notice
 from storage.upsert import insert_for
+
+log = logging.getLogger(__name__)
 
 _GROUP = ChatGroup.__table__  # type: ignore[attr-defined]
 _MEMBER = Member.__table__  # type: ignore[attr-defined]
@@ -103,6 +106,9 @@ class EventStore:
         self._cached_since = time.monotonic()
         #: The event loop's own SQLite connection (:meth:`store_async`).
         self._on_loop: Connection | None = None
+        #: The WAL checkpoint running beside it, if any (:meth:`_checkpoint_aside`).
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpointed_at = time.monotonic()
 
     def forget_cached_ids(self) -> None:
         """Drop cached ids (after rows were deleted, e.g. a member purged)."""
@@ -144,19 +150,46 @@ class EventStore:
             return await asyncio.to_thread(self.store, batches)
         connection = self._sqlite_loop_connection()
         try:
-            return self._store_on(connection, batches)
+            stored = self._store_on(connection, batches)
         except OperationalError as error:
             if not _sqlite_busy(error):
                 self._on_loop = None
                 connection.close()
                 raise
-        return await asyncio.to_thread(self.store, batches)
+            return await asyncio.to_thread(self.store, batches)
+        self._checkpoint_aside()
+        return stored
 
     async def aclose(self) -> None:
         """Close the event loop's connection (:meth:`store_async` opens a new one)."""
+        if self._checkpoint is not None:
+            await self._checkpoint
         if self._on_loop is not None:
             self._on_loop.close()
             self._on_loop = None
+
+    def _checkpoint_aside(self) -> None:
+        """Copy the WAL into the database file on a worker thread, at most once a second.
+
+        The loop's connection never checkpoints itself (``wal_autocheckpoint = 0``): a
+        checkpoint copies up to the whole WAL and syncs the file, and an import beside
+        `serve` lets the WAL grow to 64 MiB, which the next commit would otherwise copy
+        on the event loop. PASSIVE never waits for readers or writers.
+        """
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        if time.monotonic() - self._checkpointed_at < 1.0:
+            return
+        self._checkpointed_at = time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._checkpoint = loop.run_in_executor(None, self._checkpoint_now)
+
+    def _checkpoint_now(self) -> None:
+        try:
+            with self._engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # the next one will do; the WAL is intact either way
+            log.warning("a WAL checkpoint failed; retrying in a second", exc_info=True)
 
     def _store_on(
         self, connection: Connection, batches: Sequence[Sequence[Event]]
@@ -203,6 +236,7 @@ class EventStore:
             # the pool, so that no other user ever gets this connection.
             self._on_loop.detach()
             self._on_loop.exec_driver_sql("PRAGMA busy_timeout = 0")
+            self._on_loop.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint_aside
             self._on_loop.commit()
         return self._on_loop
 
