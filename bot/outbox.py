@@ -299,6 +299,12 @@ class OutboxSender:
             return
         try:
             self._outbox.mark_sent([(post.id, at) for post, at in sent])
+        except Exception:
+            # They went out and stay claimed, so nobody sends them again: record them with
+            # the next ones (a restart first would mark them failed, outcome unknown).
+            self._unrecorded = sent + self._unrecorded
+            log.warning("could not record %d sent post(s) yet", len(sent), exc_info=True)
+            return
         finally:
             self._settle([post.id for post, _ in sent])
         for post, _ in sent:
