@@ -657,11 +657,12 @@ def _rows(text: IO[str], reading: _Reading) -> Iterator[RowOutcome]:
     return _csv_rows(text, ORDER_COLUMNS, lambda header: _order_parser(header, reading.zone), None)
 
 
-#: ``fork`` starts the reader at once, everything already imported; where there is no
-#: fork, ``spawn`` does the same, only slower to start (``_Reading`` pickles).
+#: ``fork`` starts the reader at once, everything already imported; elsewhere than on
+#: Linux (macOS's system libraries are not safe to fork) ``spawn`` does the same, only
+#: slower to start (``_Reading`` pickles).
 _PROCESSES: multiprocessing.context.ForkContext | multiprocessing.context.SpawnContext = (
     multiprocessing.get_context("fork")
-    if "fork" in multiprocessing.get_all_start_methods()
+    if sys.platform == "linux"
     else multiprocessing.get_context("spawn")
 )
 
@@ -679,14 +680,16 @@ def _read_aside(reading: _Reading) -> Iterator[Iterator[_Chunk]]:
     reader = _PROCESSES.Process(
         target=_send_chunks, args=(sender, reading), name="qunpulse-import-reader", daemon=True
     )
-    reader.start()
-    sender.close()
     try:
+        reader.start()
+        sender.close()
         yield _received(receiver)
     finally:
+        sender.close()
         receiver.close()
-        reader.terminate()  # finished, or no longer wanted (a strict stop, an error)
-        reader.join()
+        if reader.pid is not None:  # started
+            reader.terminate()  # finished, or no longer wanted (a strict stop, an error)
+            reader.join()
 
 
 def _send_chunks(sender: Connection, reading: _Reading) -> None:
