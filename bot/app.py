@@ -214,20 +214,26 @@ def build_service(
         if run_scheduler:
             await scheduler.start()
         yield
-        try:
-            await scheduler.stop()
+
+        async def finish_jobs() -> None:
             if jobs.in_flight:  # a job thread still using the database: let it finish first
                 await asyncio.wait(set(jobs.in_flight))
-            await sender.stop()
-            for stream in streams:
-                await stream.stop()
-            await sentiment.stop()
-            await writer.stop()
-            await dispatcher.stop()
+
+        steps = [scheduler.stop, finish_jobs, sender.stop, *(s.stop for s in streams)]
+        steps += [sentiment.stop, writer.stop, dispatcher.stop]
+        failed: list[Exception] = []
+        try:
+            for step in steps:  # each one, whatever failed before it; the first error after
+                try:
+                    await step()
+                except Exception as error:
+                    failed.append(error)
         finally:
-            # Whatever failed above, the connections are closed, not left to the GC.
+            # The connections are closed, not left to the GC.
             await http.aclose()
             engine.dispose()
+        if failed:
+            raise failed[0]
 
     web_app.cleanup_ctx.append(lifecycle)
     if pullers:
