@@ -231,7 +231,7 @@ class OutboxSender:
         """Put claimed posts that were never tried back as pending."""
         if posts:
             try:
-                self._outbox.release([post.id for post in posts])
+                self._outbox.release([post.id for post in posts], self._runner_id)
             finally:
                 self._settle([post.id for post in posts])
 

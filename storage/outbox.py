@@ -163,14 +163,18 @@ class Outbox:
                 [{"post_id": post_id, "at": at} for post_id, at in sent],
             )
 
-    def release(self, post_ids: Sequence[int]) -> None:
-        """Put claimed posts that were never tried back as pending (the sender stopped)."""
+    def release(self, post_ids: Sequence[int], runner: str) -> None:
+        """Put posts ``runner`` claimed and never tried back as pending (it stopped)."""
         if not post_ids:
             return
         with self._engine.begin() as connection:
             connection.execute(
                 update(_OUTBOX)
-                .where(and_(_OUTBOX.c.id.in_(list(post_ids)), _OUTBOX.c.state == "sending"))
+                .where(
+                    _OUTBOX.c.id.in_(list(post_ids)),
+                    _OUTBOX.c.state == "sending",
+                    _OUTBOX.c.claimed_by == runner,
+                )
                 .values(state="pending", claimed_by=None)
             )
 
