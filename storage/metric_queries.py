@@ -766,14 +766,8 @@ class MetricQueries(ScopedQueries):
                 )
             # Orders carry no group: each group's joiners (one row per group and member).
             joins = (
-                select(_MEMBERSHIP.c.group_id, _MEMBERSHIP.c.member_id)
-                .select_from(_MEMBERSHIP.join(_MEMBER, _MEMBER.c.id == _MEMBERSHIP.c.member_id))
-                .where(
-                    _MEMBERSHIP.c.group_id.in_(self._group_ids),
-                    _MEMBERSHIP.c.kind == "join",
-                    _MEMBERSHIP.c.occurred_at >= joined_from,
-                    _MEMBERSHIP.c.occurred_at < joined_until,
-                    _MEMBER.c.is_bot.is_(False),
+                self._joins(
+                    joined_from, joined_until, _MEMBERSHIP.c.group_id, _MEMBERSHIP.c.member_id
                 )
                 .distinct()
                 .subquery()
