@@ -418,13 +418,13 @@ class Jobs:
         arrows) is today's ``previous_rank``: the day before is asked with today anyway.
         """
         if today is None:
-            today = collect_stats_many(
+            today = collect_stats(
                 self._engine,
-                [record],
+                record,
                 resolve_period("day", day, self._settings.zone),
                 options=self._options,
                 wanted=LEADERBOARD_METRICS,
-            )[record.id]
+            )
         if not today.metrics["messages"].value:
             return None
         post = render_leaderboard(
@@ -543,10 +543,11 @@ class Jobs:
                     group, "weekly_chart", period, target, resolved.platform, image, result, "image"
                 )
 
-    def _failures(self, period: Period) -> dict[str, list[str]]:
-        """Posts that failed since the day before ``period``, by group key (one query)."""
+    def _failures(self, period: Period, group: str | None = None) -> dict[str, list[str]]:
+        """Posts that failed since the day before ``period``, by group key (one query);
+        of every group, or of the one with key ``group``."""
         failed: dict[str, list[str]] = {}
-        for p in self._outbox.failed_since(period.start_utc - timedelta(days=1)):
+        for p in self._outbox.failed_since(period.start_utc - timedelta(days=1), group):
             failed.setdefault(p.group_key, []).append(f"{p.job} {p.period_key}: {p.error}")
         return failed
 
@@ -568,7 +569,8 @@ class Jobs:
         if stats is None:
             stats = collect_stats(self._engine, record, period, options=self._options)
         if failures is None:
-            failures = self._failures(period).get(group_key(group), [])
+            key = group_key(group)
+            failures = self._failures(period, key).get(key, [])
         targets = [
             TargetCheck(metric, value)
             for metric, value in self._settings.targets.model_dump().items()
