@@ -166,9 +166,7 @@ class _FontCache:
     def truetype(self, font: str, size: int = 10, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs:
             return self._image_font.truetype(font, size, *args, **kwargs)
-        fonts: dict[tuple[str, int], Any] | None = getattr(self._local, "fonts", None)
-        if fonts is None:
-            fonts = self._local.fonts = {}
+        fonts = self._this_threads("fonts")
         key = (font, size)
         found = fonts.get(key)
         if found is None:
@@ -185,13 +183,19 @@ class _FontCache:
         chat repeats its words, so most boxes were measured before. One per (font,
         orientation) and thread, like the fonts.
         """
-        turned: dict[tuple[int, int | None], Any] | None = getattr(self._local, "turned", None)
-        if turned is None:
-            turned = self._local.turned = {}
+        turned = self._this_threads("turned")
         key = (id(font), orientation)
         found = turned.get(key)
         if found is None:
             found = turned[key] = _measured(self._image_font)(font, orientation)
+        return found
+
+    def _this_threads(self, cache: str) -> dict[Any, Any]:
+        """This thread's dictionary ``cache`` (made on first use)."""
+        found: dict[Any, Any] | None = getattr(self._local, cache, None)
+        if found is None:
+            found = {}
+            setattr(self._local, cache, found)
         return found
 
     def __getattr__(self, name: str) -> Any:
