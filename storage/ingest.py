@@ -15,6 +15,9 @@ is what an ORM insert would send. On PostgreSQL each is one short, fixed stateme
 arrays (``INSERT … SELECT * FROM unnest(%s::text[], …)``): psycopg prepares it once and
 neither psycopg nor the server parses it again, whatever the batch size. On SQLite it is
 a multi-row ``VALUES`` list (SQLite parses that in C, and keeps the prepared statements).
+On PostgreSQL the server's usual batch (messages from members and groups already known)
+is one statement, claims and messages together, on an autocommit connection of the event
+loop's own (:class:`_ClaimMessages`): one round trip instead of five.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, String, Table, select
+from sqlalchemy import Boolean, Column, DateTime, Engine, Float, Integer, String, Table, select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -48,6 +51,9 @@ from storage.models import ChatGroup, GroupMember, InboundEvent, Member, Message
 from storage.models import MembershipEvent as MembershipRow
 from storage.platform_facts import step_member_version, store_group_change, store_notice
 from storage.upsert import insert_for
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +115,8 @@ class EventStore:
         #: The WAL checkpoint running beside it, if any (:meth:`_checkpoint_aside`).
         self._checkpoint: asyncio.Future[None] | None = None
         self._checkpointed_at = time.monotonic()
+        #: PostgreSQL: the event loop's own autocommit connection (:meth:`_store_postgresql`).
+        self._autocommit: AsyncConnection[Any] | None = None
 
     def forget_cached_ids(self) -> None:
         """Drop cached ids (after rows were deleted, e.g. a member purged)."""
@@ -132,7 +140,7 @@ class EventStore:
         return self._store(batches, self._engine.begin)
 
     async def store_async(self, batches: Sequence[Sequence[Event]]) -> list[list[Stored]]:
-        """:meth:`store`, from the event loop, without a worker thread.
+        """:meth:`store`, from the event loop, without a worker thread where it can.
 
         SQLite: the loop does the writing itself, on a connection that never waits for a
         lock (a batch is a millisecond or two of work). A worker thread shares the GIL
@@ -140,14 +148,13 @@ class EventStore:
         whole switch interval (5 ms) while the loop is busy, so a batch took many times
         its own work while callbacks piled up behind it. When another process holds the
         write lock, the batch waits for it on a worker thread instead, so the loop never
-        blocks. PostgreSQL: on a worker thread, since every statement is a network round
-        trip (psycopg's asyncio connection measured no faster, with a greenlet between).
+        blocks. PostgreSQL: see :meth:`_store_postgresql`.
 
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the transaction failed; nothing was stored.
         """
         if self._engine.dialect.name != "sqlite":
-            return await asyncio.to_thread(self.store, batches)
+            return await self._store_postgresql(batches)
         connection = self._sqlite_loop_connection()
         try:
             stored = self._store_on(connection, batches)
@@ -160,13 +167,70 @@ class EventStore:
         self._checkpoint_aside()
         return stored
 
+    async def _store_postgresql(self, batches: Sequence[Sequence[Event]]) -> list[list[Stored]]:
+        """Store a batch the caches fully know in one statement, anything else on a thread.
+
+        A steady stream of chat messages from known members in known groups needs only
+        its claims and its messages written (:func:`_messages_only`): one statement
+        (:class:`_ClaimMessages`) on an autocommit connection of the loop's own,
+        psycopg's asyncio connection — no worker thread, no pool ping, no ``BEGIN`` or
+        ``COMMIT`` round trips. Anything else (a new or renamed member or group, a
+        membership change, an expired cache) takes the general path on a worker thread,
+        and so does a batch whose statement fails: a purge in another process deleted a
+        cached id (the caches are dropped first), or the connection was lost (the next
+        batch opens a new one). The general path raises if the database really refuses.
+        """
+        statement = self._sql.claim_messages
+        self._expire_caches()
+        plan = None if statement is None else _messages_only(batches, self._caches, utc_now())
+        if statement is not None and plan is not None:
+            import psycopg
+
+            try:
+                connection = await self._autocommit_connection()
+                cursor = await connection.execute(
+                    statement.sql, statement.parameters(*plan), prepare=True
+                )
+                inserted = {(platform, key) for platform, key in await cursor.fetchall()}
+            except psycopg.IntegrityError:
+                log.info("a cached id is gone (a member purged?); storing from the database")
+                self.forget_cached_ids()
+            except psycopg.Error:
+                log.warning(
+                    "the one-statement write failed; storing in a transaction", exc_info=True
+                )
+                await self._close_autocommit()
+            else:
+                return _flags(batches, inserted)
+        return await asyncio.to_thread(self.store, batches)
+
+    async def _autocommit_connection(self) -> AsyncConnection[Any]:
+        if self._autocommit is None or self._autocommit.closed:
+            from psycopg import AsyncConnection
+
+            url = self._engine.url.set(drivername="postgresql")
+            self._autocommit = await AsyncConnection.connect(
+                url.render_as_string(hide_password=False),
+                autocommit=True,
+                # Names it in pg_stat_activity, for operators (and the tests).
+                application_name="qunpulse-ingest",
+            )
+        return self._autocommit
+
+    async def _close_autocommit(self) -> None:
+        if self._autocommit is not None:
+            connection, self._autocommit = self._autocommit, None
+            with contextlib.suppress(Exception):  # it is gone either way
+                await connection.close()
+
     async def aclose(self) -> None:
-        """Close the event loop's connection (:meth:`store_async` opens a new one)."""
+        """Close the event loop's connections (:meth:`store_async` opens new ones)."""
         if self._checkpoint is not None:
             await self._checkpoint
         if self._on_loop is not None:
             self._on_loop.close()
             self._on_loop = None
+        await self._close_autocommit()
 
     def _checkpoint_aside(self) -> None:
         """Copy the WAL into the database file on a worker thread, at most once a second.
@@ -201,8 +265,7 @@ class EventStore:
         batches: Sequence[Sequence[Event]],
         begin: Callable[[], AbstractContextManager[Connection]],
     ) -> list[list[Stored]]:
-        if time.monotonic() - self._cached_since >= self._cache_ttl:
-            self.forget_cached_ids()
+        self._expire_caches()
         try:
             return self._store_once(batches, begin)
         except IntegrityError:
@@ -213,6 +276,10 @@ class EventStore:
                 raise
             self.forget_cached_ids()
             return self._store_once(batches, begin)
+
+    def _expire_caches(self) -> None:
+        if time.monotonic() - self._cached_since >= self._cache_ttl:
+            self.forget_cached_ids()
 
     def _store_once(
         self,
@@ -378,13 +445,8 @@ class _Writer:
     def _group_id(self, platform: PlatformName, chat: Chat, source: str | None) -> int:
         key = (platform, chat.chat_id)
         cached = self.overlay.groups.get(key) or self.committed.groups.get(key)
-        if cached is not None:
-            group_id, name, known_source = cached
-            name_stale = chat.name is not None and chat.name != name
-            # A group is upgraded to "full" once any complete source feeds it, never back.
-            source_upgrade = source == "full" and known_source != "full"
-            if not (name_stale or source_upgrade):
-                return group_id
+        if cached is not None and _group_is_current(cached, chat, source):
+            return cached[0]
         insert = insert_for(self.connection, _GROUP).values(
             platform=platform,
             chat_id=chat.chat_id,
@@ -420,7 +482,7 @@ class _Writer:
         for platform, person in people:
             key = (platform, person.user_id)
             cached = self.overlay.members.get(key) or self.committed.members.get(key)
-            if cached is None or (person.name is not None and person.name != cached[1]):
+            if cached is None or not _member_is_current(cached, person):
                 wanted[key] = person
         if not wanted:
             return
@@ -437,6 +499,84 @@ class _Writer:
         if cached is None:
             raise LookupError(f"member {key} was not resolved before use")
         return cached[0]
+
+
+def _group_is_current(cached: tuple[int, str | None, str], chat: Chat, source: str | None) -> bool:
+    """Whether a cached group row needs no update for a new event from ``chat``."""
+    _, name, known_source = cached
+    name_stale = chat.name is not None and chat.name != name
+    # A group is upgraded to "full" once any complete source feeds it, never back.
+    source_upgrade = source == "full" and known_source != "full"
+    return not (name_stale or source_upgrade)
+
+
+def _member_is_current(cached: tuple[int, str | None], person: Person) -> bool:
+    """Whether a cached member row needs no update (the newest name wins)."""
+    return person.name is None or person.name == cached[1]
+
+
+def _messages_only(
+    batches: Sequence[Sequence[Event]], caches: _Caches, now: datetime
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+    """The claim rows and message rows of a batch the caches fully know, else ``None``.
+
+    "Fully known": every event is a message, its sender is cached under the same name,
+    and a group message's group is cached (same name, no source upgrade) with the
+    sender's first sighting there no later than the message. The general path would
+    then write the claims and the messages and nothing else. Message rows (in
+    :data:`_MESSAGE_COLUMNS` order, then the event's key) are those of each key's first
+    event; the statement keeps the ones whose claim is new.
+    """
+    claims: dict[tuple[str, str], tuple[Any, ...]] = {}
+    messages: list[tuple[Any, ...]] = []
+    for event in (event for batch in batches for event in batch):
+        if not isinstance(event, MessageEvent):
+            return None
+        key = (event.platform, event.dedupe_key)
+        if key in claims:
+            continue
+        claims[key] = (*key, event.bot_id, now)
+        member = caches.members.get((event.platform, event.sender.user_id))
+        if member is None or not _member_is_current(member, event.sender):
+            return None
+        if event.chat.chat_type != "group":
+            continue  # claimed, not stored: see _Writer._store_messages
+        group = caches.groups.get((event.platform, event.chat.chat_id))
+        if group is None or not _group_is_current(group, event.chat, event.source):
+            return None
+        first_seen = caches.seen.get((group[0], member[0]))
+        if first_seen is None or first_seen > event.sent_at:
+            return None
+        messages.append(
+            (
+                event.platform,
+                event.message_id,
+                group[0],
+                member[0],
+                event.msg_type,
+                event.text,
+                event.sent_at,
+                is_command(event.text),
+                event.dedupe_key,
+            )
+        )
+    return list(claims.values()), messages
+
+
+def _flags(
+    batches: Sequence[Sequence[Event]], inserted: set[tuple[str, str]]
+) -> list[list[Stored]]:
+    """Each event's :class:`Stored`: new at the first position of a key just claimed."""
+    unflagged = set(inserted)
+    results = []
+    for batch in batches:
+        stored = []
+        for event in batch:
+            key = (event.platform, event.dedupe_key)
+            stored.append(Stored(event, key in unflagged))
+            unflagged.discard(key)
+        results.append(stored)
+    return results
 
 
 def is_command(text: str | None) -> bool:
@@ -461,6 +601,39 @@ _SQLITE_ROWS = 500
 _Processor = Callable[[Any], Any]
 
 
+class _Binder:
+    """Bind row tuples through their columns' SQLAlchemy types, as an ORM insert would.
+
+    Args:
+        dialect: the engine's dialect.
+        columns: each row's columns, in the order of its values.
+    """
+
+    def __init__(self, dialect: Dialect, columns: Sequence[Column[Any]]) -> None:
+        self._binds: list[tuple[int, _Processor]] = []
+        for index, column in enumerate(columns):
+            processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self._binds.append((index, processor))
+        #: PostgreSQL: ``unnest(%s::text[], …)``, the rows as a table of typed arrays.
+        self.unnest = (
+            f"unnest({', '.join(f'%s::{_pg_array(column.type)}' for column in columns)})"
+            if dialect.name == "postgresql"
+            else ""
+        )
+
+    def rows(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        bound = [list(row) for row in rows]
+        for index, processor in self._binds:
+            for row in bound:
+                row[index] = processor(row[index])
+        return bound
+
+    def arrays(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """The bound rows as one list per column (the arrays :attr:`unnest` takes)."""
+        return [list(values) for values in zip(*self.rows(rows), strict=True)]
+
+
 class _BulkInsert:
     """``INSERT INTO table (columns) … <tail>`` for many rows, as SQL for the driver.
 
@@ -482,11 +655,7 @@ class _BulkInsert:
         returning: Sequence[str] = (),
     ) -> None:
         self._dialect = dialect.name
-        self._binds: list[tuple[int, _Processor]] = []
-        for index, name in enumerate(columns):
-            processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                self._binds.append((index, processor))
+        self.binder = _Binder(dialect, [table.c[name] for name in columns])
         self._results: list[tuple[int, _Processor]] = []
         for index, name in enumerate(returning):
             processor = table.c[name].type.dialect_impl(dialect).result_processor(dialect, None)
@@ -494,9 +663,8 @@ class _BulkInsert:
                 self._results.append((index, processor))
         head = f"INSERT INTO {table.name} ({', '.join(columns)}) "
         if dialect.name == "postgresql":
-            arrays = ", ".join(f"%s::{_pg_array(table.c[name].type)}" for name in columns)
             # Names come from our own tables, never from input.
-            self._pg_sql = f"{head}SELECT * FROM unnest({arrays}) {tail}"  # noqa: S608
+            self._pg_sql = f"{head}SELECT * FROM {self.binder.unnest} {tail}"  # noqa: S608
         elif dialect.name == "sqlite":
             self._head, self._tail = head, tail
             self._group = "(" + ", ".join("?" for _ in columns) + ")"
@@ -510,14 +678,11 @@ class _BulkInsert:
         """Insert ``rows`` (tuples in column order); return the ``RETURNING`` rows."""
         if not rows:
             return []
-        bound = [list(row) for row in rows]
-        for index, processor in self._binds:
-            for row in bound:
-                row[index] = processor(row[index])
         if self._dialect == "postgresql":
-            columns = [list(values) for values in zip(*bound, strict=True)]
-            returned = [tuple(r) for r in connection.exec_driver_sql(self._pg_sql, tuple(columns))]
+            columns = tuple(self.binder.arrays(rows))
+            returned = [tuple(r) for r in connection.exec_driver_sql(self._pg_sql, columns)]
         else:
+            bound = self.binder.rows(rows)
             returned = []
             for start in range(0, len(bound), _SQLITE_ROWS):
                 chunk = bound[start : start + _SQLITE_ROWS]
@@ -548,6 +713,19 @@ def _pg_array(sql_type: Any) -> str:
     raise NotImplementedError(f"no PostgreSQL array type for {sql_type!r}")
 
 
+_CLAIM_COLUMNS = ("platform", "event_key", "bot_id", "received_at")
+_MESSAGE_COLUMNS = (
+    "platform",
+    "platform_msg_id",
+    "group_id",
+    "member_id",
+    "msg_type",
+    "text",
+    "sent_at",
+    "is_command",
+)
+
+
 class _Statements:
     """The writer's hot statements for one dialect (built once per :class:`EventStore`)."""
 
@@ -555,7 +733,7 @@ class _Statements:
         self.claim = _BulkInsert(
             dialect,
             _INBOUND,
-            ("platform", "event_key", "bot_id", "received_at"),
+            _CLAIM_COLUMNS,
             "ON CONFLICT DO NOTHING RETURNING platform, event_key",
         )
         self.members = _BulkInsert(
@@ -569,16 +747,7 @@ class _Statements:
         self.messages = _BulkInsert(
             dialect,
             _MESSAGE,
-            (
-                "platform",
-                "platform_msg_id",
-                "group_id",
-                "member_id",
-                "msg_type",
-                "text",
-                "sent_at",
-                "is_command",
-            ),
+            _MESSAGE_COLUMNS,
             "ON CONFLICT DO NOTHING RETURNING platform, platform_msg_id",
         )
         #: The earliest time each member was seen in each group: the upsert keeps the
@@ -593,3 +762,51 @@ class _Statements:
             "RETURNING group_id, member_id, first_seen_at",
             returning=("group_id", "member_id", "first_seen_at"),
         )
+        self.claim_messages = (
+            _ClaimMessages(dialect, self.claim.binder) if dialect.name == "postgresql" else None
+        )
+
+
+class _ClaimMessages:
+    """PostgreSQL: claim events and store the new ones' messages, in one statement.
+
+    The claim's ``RETURNING`` names the events seen for the first time and the message
+    insert joins it, so a redelivery stores nothing; a data-modifying ``WITH`` runs
+    exactly once whether or not the outer query reads it. Sent alone in autocommit mode
+    the statement is its own transaction: one round trip, where the general path takes
+    five (the pool's ping, ``BEGIN``, two inserts, ``COMMIT``).
+
+    Args:
+        dialect: a PostgreSQL dialect.
+        claims: binds claim rows (``inbound_event`` columns, :data:`_CLAIM_COLUMNS`).
+    """
+
+    def __init__(self, dialect: Dialect, claims: _Binder) -> None:
+        self.claims = claims
+        #: Binds message rows (:data:`_MESSAGE_COLUMNS`) followed by their event's key.
+        self.messages = _Binder(
+            dialect, [_MESSAGE.c[name] for name in _MESSAGE_COLUMNS] + [_INBOUND.c.event_key]
+        )
+        columns = ", ".join(_MESSAGE_COLUMNS)
+        # Names come from our own tables, never from input.
+        self.sql = (
+            f"WITH claimed AS (INSERT INTO {_INBOUND.name} ({', '.join(_CLAIM_COLUMNS)}) "  # noqa: S608
+            f"SELECT * FROM {claims.unnest} ON CONFLICT DO NOTHING RETURNING platform, event_key), "
+            f"stored AS (INSERT INTO {_MESSAGE.name} ({columns}) SELECT {columns} "
+            f"FROM {self.messages.unnest} AS m ({columns}, event_key) "
+            "JOIN claimed USING (platform, event_key) ON CONFLICT DO NOTHING) "
+            "SELECT platform, event_key FROM claimed"
+        )
+
+    def parameters(
+        self, claims: Sequence[Sequence[Any]], messages: Sequence[Sequence[Any]]
+    ) -> tuple[list[Any], ...]:
+        """The statement's arrays for claim rows and message rows (each may be empty)."""
+        return (
+            *_arrays(self.claims, claims, len(_CLAIM_COLUMNS)),
+            *_arrays(self.messages, messages, len(_MESSAGE_COLUMNS) + 1),
+        )
+
+
+def _arrays(binder: _Binder, rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    return binder.arrays(rows) if rows else [[] for _ in range(width)]

@@ -19,6 +19,7 @@ from bot.events import Chat, ChatId, MembershipEvent, MessageEvent, Person, User
 from storage.db import HEAD, alembic_config, current_revision, make_engine, upgrade
 from storage.ingest import EventStore
 from storage.models import Message
+from storage.privacy import forget_member
 from storage.queries import PeriodQueries, as_date, bot_ids, find_group, local_date
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -168,6 +169,103 @@ def test_the_writer_binds_every_value_as_a_sqlalchemy_insert_would(engine: Engin
         written, copied = ([v for i, v in enumerate(r) if i not in skip] for r in raw[name])
         assert written == copied, name
     assert raw["group_member"][0][2] == raw["group_member"][1][2]
+
+
+def _ingest_statement(engine: Engine) -> str | None:
+    """The last statement of the server's own ingest connection (PostgreSQL only)."""
+    with engine.connect() as connection:
+        return connection.exec_driver_sql(
+            "SELECT query FROM pg_stat_activity WHERE application_name = 'qunpulse-ingest'"
+            " AND datname = current_database()"
+        ).scalar()
+
+
+async def test_a_warm_writer_stores_what_a_cold_one_stores(engine: Engine) -> None:
+    """Once members and groups are known, a batch of messages goes to PostgreSQL as one
+    statement: new, redelivered, repeated, private and command messages come out as the
+    general path stores them."""
+    store = EventStore(engine)
+    await store.store_async([[message("m1", "alice", T0)], [message("m2", "bob", T0)]])
+    private = replace(
+        message("p1", "bob", T0 + timedelta(minutes=2)), chat=Chat(ChatId("bob"), "single")
+    )
+    later = T0 + timedelta(minutes=1)
+    results = await store.store_async(
+        [
+            [message("m3", "alice", later)],
+            [message("m1", "alice", T0)],  # a redelivery
+            [message("m4", "bob", later)],
+            [message("m4", "bob", later)],  # the same callback twice in one batch
+            [private],
+            [message("m5", "bob", later, text="/stats")],
+        ]
+    )
+    if engine.dialect.name == "postgresql":
+        assert (_ingest_statement(engine) or "").startswith("WITH claimed AS")
+    await store.aclose()
+
+    assert [s.new for batch in results for s in batch] == [True, False, True, False, True, True]
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(Message.platform_msg_id, Message.is_command).order_by(Message.platform_msg_id)  # type: ignore[arg-type]
+        ).all()
+        claims = connection.exec_driver_sql("SELECT count(*) FROM inbound_event").scalar()
+    assert [tuple(row) for row in stored] == [
+        ("m1", False),
+        ("m2", False),
+        ("m3", False),
+        ("m4", False),
+        ("m5", True),
+    ]
+    assert claims == 6  # p1 is claimed: a private message is a command to the bot
+
+
+async def test_a_warm_writer_stores_a_purged_member_again(engine: Engine) -> None:
+    """Regression guard: a purge in another process deletes a member the writer has
+    cached; the one-statement write fails on its foreign key and the batch is stored
+    from the database instead, the member as new."""
+    store = EventStore(engine)
+    await store.store_async([[message("m1", "alice", T0)], [message("m2", "bob", T0)]])
+    await store.store_async([[message("m3", "alice", T0 + timedelta(minutes=1))]])
+    forget_member(engine, "wecom", "alice", purge=True)
+
+    result = await store.store_async([[message("m4", "alice", T0 + timedelta(minutes=2))]])
+    again = await store.store_async([[message("m5", "alice", T0 + timedelta(minutes=3))]])
+    await store.aclose()
+
+    assert [s.new for s in result[0] + again[0]] == [True, True]
+    with engine.connect() as connection:
+        ids = (
+            connection.execute(select(Message.platform_msg_id).order_by(Message.platform_msg_id))
+            .scalars()
+            .all()
+        )  # type: ignore[arg-type]
+    assert ids == ["m2", "m4", "m5"]
+
+
+async def test_a_writer_whose_connection_was_cut_stores_on(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement connection is PostgreSQL's")
+    store = EventStore(engine)
+    await store.store_async([[message("m1", "alice", T0)]])
+    await store.store_async([[message("m2", "alice", T0)]])
+    with engine.connect() as connection:
+        cut = (
+            connection.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'qunpulse-ingest' AND datname = current_database()"
+            )
+            .scalars()
+            .all()
+        )
+    assert cut == [True]
+
+    results = [await store.store_async([[message(f"m{n}", "alice", T0)]]) for n in (3, 4)]
+    await store.aclose()
+
+    assert [r[0][0].new for r in results] == [True, True]
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM message").scalar() == 4
 
 
 def test_display_names_follow_the_newest(engine: Engine) -> None:
