@@ -15,9 +15,9 @@ is what an ORM insert would send. On PostgreSQL each is one short, fixed stateme
 arrays (``INSERT … SELECT * FROM unnest(%s::text[], …)``): psycopg prepares it once and
 neither psycopg nor the server parses it again, whatever the batch size. On SQLite it is
 a multi-row ``VALUES`` list (SQLite parses that in C, and keeps the prepared statements).
-On PostgreSQL the server's usual batch (messages from members and groups already known)
-is one statement, claims and messages together, on an autocommit connection of the event
-loop's own (:class:`_ClaimMessages`): one round trip instead of five.
+On PostgreSQL the server's usual batch (chat messages into groups already known) is one
+statement, claims, members, messages and sightings together, on an autocommit connection
+of the event loop's own (:class:`_StoreMessages`): one round trip instead of six or more.
 """
 
 from __future__ import annotations
@@ -168,30 +168,29 @@ class EventStore:
         return stored
 
     async def _store_postgresql(self, batches: Sequence[Sequence[Event]]) -> list[list[Stored]]:
-        """Store a batch the caches fully know in one statement, anything else on a thread.
+        """Store a batch of messages in one statement, anything else on a worker thread.
 
-        A steady stream of chat messages from known members in known groups needs only
-        its claims and its messages written (:func:`_messages_only`): one statement
-        (:class:`_ClaimMessages`) on an autocommit connection of the loop's own,
-        psycopg's asyncio connection — no worker thread, no pool ping, no ``BEGIN`` or
-        ``COMMIT`` round trips. Anything else (a new or renamed member or group, a
-        membership change, an expired cache) takes the general path on a worker thread,
+        Chat messages into groups the caches know — the server's steady stream — go to
+        the database as one statement (:class:`_StoreMessages`) on an autocommit
+        connection of the loop's own, psycopg's asyncio connection: no worker thread, no
+        pool ping, no ``BEGIN`` or ``COMMIT`` round trips. Anything else (a new or
+        renamed group, a membership change) takes the general path on a worker thread,
         and so does a batch whose statement fails: a purge in another process deleted a
         cached id (the caches are dropped first), or the connection was lost (the next
         batch opens a new one). The general path raises if the database really refuses.
         """
-        statement = self._sql.claim_messages
+        statement = self._sql.store_messages
         self._expire_caches()
-        plan = None if statement is None else _messages_only(batches, self._caches, utc_now())
+        plan = None if statement is None else _messages_plan(batches, self._caches, utc_now())
         if statement is not None and plan is not None:
             import psycopg
 
             try:
                 connection = await self._autocommit_connection()
                 cursor = await connection.execute(
-                    statement.sql, statement.parameters(*plan), prepare=True
+                    statement.sql, statement.parameters(plan), prepare=True
                 )
-                inserted = {(platform, key) for platform, key in await cursor.fetchall()}
+                returned = await cursor.fetchall()
             except psycopg.IntegrityError:
                 log.info("a cached id is gone (a member purged?); storing from the database")
                 self.forget_cached_ids()
@@ -201,7 +200,7 @@ class EventStore:
                 )
                 await self._close_autocommit()
             else:
-                return _flags(batches, inserted)
+                return _flags(batches, statement.learn(returned, self._caches))
         return await asyncio.to_thread(self.store, batches)
 
     async def _autocommit_connection(self) -> AsyncConnection[Any]:
@@ -515,52 +514,68 @@ def _member_is_current(cached: tuple[int, str | None], person: Person) -> bool:
     return person.name is None or person.name == cached[1]
 
 
-def _messages_only(
-    batches: Sequence[Sequence[Event]], caches: _Caches, now: datetime
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
-    """The claim rows and message rows of a batch the caches fully know, else ``None``.
+@dataclass(slots=True)
+class _MessagesPlan:
+    """The rows of a batch of messages for :class:`_StoreMessages`."""
 
-    "Fully known": every event is a message, its sender is cached under the same name,
-    and a group message's group is cached (same name, no source upgrade) with the
-    sender's first sighting there no later than the message. The general path would
-    then write the claims and the messages and nothing else. Message rows (in
-    :data:`_MESSAGE_COLUMNS` order, then the event's key) are those of each key's first
-    event; the statement keeps the ones whose claim is new.
+    #: One per event key (its first event), in :data:`_CLAIM_COLUMNS` order.
+    claims: list[tuple[Any, ...]]
+    #: Senders the caches do not know (or know under another name), one per event:
+    #: :data:`_MEMBER_COLUMNS`, then the event's key and position (the newest name wins).
+    people: list[tuple[Any, ...]]
+    #: Group messages, one per event key: :data:`_MESSAGE_COLUMNS` (``member_id`` is
+    #: ``None`` for a sender not cached yet), then the event's key, the sender's user id
+    #: and whether the sighting may be the member's first in the group.
+    messages: list[tuple[Any, ...]]
+
+
+def _messages_plan(
+    batches: Sequence[Sequence[Event]], caches: _Caches, now: datetime
+) -> _MessagesPlan | None:
+    """The rows of a batch of messages into known groups; ``None`` for any other batch.
+
+    Members and first sightings need not be known: the statement upserts those of new
+    events, as :class:`_Writer` would. A group the caches do not know (or know under
+    another name or source), or any event other than a message, takes the general path.
     """
-    claims: dict[tuple[str, str], tuple[Any, ...]] = {}
-    messages: list[tuple[Any, ...]] = []
-    for event in (event for batch in batches for event in batch):
+    plan = _MessagesPlan([], [], [])
+    claimed: set[tuple[str, str]] = set()
+    for position, event in enumerate(event for batch in batches for event in batch):
         if not isinstance(event, MessageEvent):
             return None
         key = (event.platform, event.dedupe_key)
-        if key in claims:
-            continue
-        claims[key] = (*key, event.bot_id, now)
-        member = caches.members.get((event.platform, event.sender.user_id))
-        if member is None or not _member_is_current(member, event.sender):
-            return None
+        if key in claimed:
+            continue  # the same event twice: only its first position counts
+        claimed.add(key)
+        plan.claims.append((*key, event.bot_id, now))
+        sender = event.sender
+        member = caches.members.get((event.platform, sender.user_id))
+        if member is None or not _member_is_current(member, sender):
+            person = (event.platform, sender.user_id, sender.name, False, sender.is_bot, now)
+            plan.people.append((*person, event.dedupe_key, position))
         if event.chat.chat_type != "group":
             continue  # claimed, not stored: see _Writer._store_messages
         group = caches.groups.get((event.platform, event.chat.chat_id))
         if group is None or not _group_is_current(group, event.chat, event.source):
             return None
-        first_seen = caches.seen.get((group[0], member[0]))
-        if first_seen is None or first_seen > event.sent_at:
-            return None
-        messages.append(
+        member_id = None if member is None else member[0]
+        first_seen = None if member is None else caches.seen.get((group[0], member[0]))
+        plan.messages.append(
             (
                 event.platform,
                 event.message_id,
                 group[0],
-                member[0],
+                member_id,
                 event.msg_type,
                 event.text,
                 event.sent_at,
                 is_command(event.text),
                 event.dedupe_key,
+                event.sender.user_id,
+                first_seen is None or first_seen > event.sent_at,
             )
         )
-    return list(claims.values()), messages
+    return plan
 
 
 def _flags(
@@ -714,6 +729,7 @@ def _pg_array(sql_type: Any) -> str:
 
 
 _CLAIM_COLUMNS = ("platform", "event_key", "bot_id", "received_at")
+_MEMBER_COLUMNS = ("platform", "user_id", "display_name", "opted_out", "is_bot", "created_at")
 _MESSAGE_COLUMNS = (
     "platform",
     "platform_msg_id",
@@ -739,7 +755,7 @@ class _Statements:
         self.members = _BulkInsert(
             dialect,
             _MEMBER,
-            ("platform", "user_id", "display_name", "opted_out", "is_bot", "created_at"),
+            _MEMBER_COLUMNS,
             "ON CONFLICT (platform, user_id) DO UPDATE SET display_name = "
             "coalesce(excluded.display_name, member.display_name) "
             "RETURNING id, platform, user_id, display_name",
@@ -762,19 +778,23 @@ class _Statements:
             "RETURNING group_id, member_id, first_seen_at",
             returning=("group_id", "member_id", "first_seen_at"),
         )
-        self.claim_messages = (
-            _ClaimMessages(dialect, self.claim.binder) if dialect.name == "postgresql" else None
+        self.store_messages = (
+            _StoreMessages(dialect, self.claim.binder) if dialect.name == "postgresql" else None
         )
 
 
-class _ClaimMessages:
-    """PostgreSQL: claim events and store the new ones' messages, in one statement.
+class _StoreMessages:
+    """PostgreSQL: a batch of messages into known groups, as one statement.
 
-    The claim's ``RETURNING`` names the events seen for the first time and the message
-    insert joins it, so a redelivery stores nothing; a data-modifying ``WITH`` runs
-    exactly once whether or not the outer query reads it. Sent alone in autocommit mode
-    the statement is its own transaction: one round trip, where the general path takes
-    five (the pool's ping, ``BEGIN``, two inserts, ``COMMIT``).
+    What :class:`_Writer` does in four statements, as data-modifying ``WITH`` queries:
+    claim the events (``RETURNING`` names the new ones), upsert the senders of new events
+    that the caches do not know, insert the new events' messages, and record each
+    member's first sighting in the group where the caches do not know an earlier one.
+    A ``WITH`` query runs exactly once whether or not the outer query reads it. Sent
+    alone in autocommit mode the statement is its own transaction: one round trip where
+    the general path takes six to eight (the pool's ping, ``BEGIN``, the statements,
+    ``COMMIT``). It returns, as ``(kind, …)`` rows, what the caches learn: the new
+    claims, the upserted members and the first sightings as stored.
 
     Args:
         dialect: a PostgreSQL dialect.
@@ -783,29 +803,87 @@ class _ClaimMessages:
 
     def __init__(self, dialect: Dialect, claims: _Binder) -> None:
         self.claims = claims
-        #: Binds message rows (:data:`_MESSAGE_COLUMNS`) followed by their event's key.
-        self.messages = _Binder(
-            dialect, [_MESSAGE.c[name] for name in _MESSAGE_COLUMNS] + [_INBOUND.c.event_key]
+        key = Column("event_key", String())
+        self.people = _Binder(
+            dialect,
+            [_MEMBER.c[name] for name in _MEMBER_COLUMNS] + [key, Column("position", Integer())],
         )
-        columns = ", ".join(_MESSAGE_COLUMNS)
+        self.messages = _Binder(
+            dialect,
+            [_MESSAGE.c[name] for name in _MESSAGE_COLUMNS]
+            + [key, Column("user_id", String()), Column("note_seen", Boolean())],
+        )
+        self._first_seen = _GROUP_MEMBER.c.first_seen_at.type.dialect_impl(
+            dialect
+        ).result_processor(dialect, None)
+        members = ", ".join(_MEMBER_COLUMNS)
+        messages = ", ".join(_MESSAGE_COLUMNS)
+        stored = ", ".join(f"m.{name}" for name in _MESSAGE_COLUMNS).replace(
+            "m.member_id", "coalesce(m.member_id, people.id)"
+        )
         # Names come from our own tables, never from input.
-        self.sql = (
-            f"WITH claimed AS (INSERT INTO {_INBOUND.name} ({', '.join(_CLAIM_COLUMNS)}) "  # noqa: S608
-            f"SELECT * FROM {claims.unnest} ON CONFLICT DO NOTHING RETURNING platform, event_key), "
-            f"stored AS (INSERT INTO {_MESSAGE.name} ({columns}) SELECT {columns} "
-            f"FROM {self.messages.unnest} AS m ({columns}, event_key) "
-            "JOIN claimed USING (platform, event_key) ON CONFLICT DO NOTHING) "
-            "SELECT platform, event_key FROM claimed"
+        self.sql = f"""WITH claimed AS (
+    INSERT INTO inbound_event ({", ".join(_CLAIM_COLUMNS)})
+    SELECT * FROM {claims.unnest}
+    ON CONFLICT DO NOTHING
+    RETURNING platform, event_key
+), people AS (
+    INSERT INTO member ({members})
+    SELECT DISTINCT ON (platform, user_id) {members}
+    FROM {self.people.unnest} AS p ({members}, event_key, position)
+    JOIN claimed USING (platform, event_key)
+    ORDER BY platform, user_id, position DESC
+    ON CONFLICT (platform, user_id) DO UPDATE
+    SET display_name = coalesce(excluded.display_name, member.display_name)
+    RETURNING id, platform, user_id, display_name
+), incoming AS (
+    SELECT * FROM {self.messages.unnest}
+    AS m ({messages}, event_key, user_id, note_seen)
+), stored AS (
+    INSERT INTO message ({messages})
+    SELECT {stored}
+    FROM incoming AS m
+    JOIN claimed USING (platform, event_key)
+    LEFT JOIN people ON people.platform = m.platform AND people.user_id = m.user_id
+    ON CONFLICT DO NOTHING
+    RETURNING platform, platform_msg_id, group_id, member_id, sent_at
+), seen AS (
+    INSERT INTO group_member (group_id, member_id, first_seen_at)
+    SELECT s.group_id, s.member_id, min(s.sent_at)
+    FROM stored AS s JOIN incoming AS m USING (platform, platform_msg_id)
+    WHERE m.note_seen
+    GROUP BY s.group_id, s.member_id
+    ON CONFLICT (group_id, member_id) DO UPDATE SET first_seen_at = CASE
+        WHEN excluded.first_seen_at < group_member.first_seen_at
+        THEN excluded.first_seen_at ELSE group_member.first_seen_at END
+    RETURNING group_id, member_id, first_seen_at
+)
+SELECT 'claim', NULL::bigint, NULL::bigint, platform, event_key, NULL, NULL::timestamp
+FROM claimed
+UNION ALL SELECT 'member', id, NULL, platform, user_id, display_name, NULL FROM people
+UNION ALL SELECT 'seen', group_id, member_id, NULL, NULL, NULL, first_seen_at FROM seen
+"""  # noqa: S608
+
+    def parameters(self, plan: _MessagesPlan) -> tuple[list[Any], ...]:
+        """The statement's arrays (one per column of each kind of row)."""
+        return (
+            *_arrays(self.claims, plan.claims, len(_CLAIM_COLUMNS)),
+            *_arrays(self.people, plan.people, len(_MEMBER_COLUMNS) + 2),
+            *_arrays(self.messages, plan.messages, len(_MESSAGE_COLUMNS) + 3),
         )
 
-    def parameters(
-        self, claims: Sequence[Sequence[Any]], messages: Sequence[Sequence[Any]]
-    ) -> tuple[list[Any], ...]:
-        """The statement's arrays for claim rows and message rows (each may be empty)."""
-        return (
-            *_arrays(self.claims, claims, len(_CLAIM_COLUMNS)),
-            *_arrays(self.messages, messages, len(_MESSAGE_COLUMNS) + 1),
-        )
+    def learn(self, rows: Iterable[Sequence[Any]], caches: _Caches) -> set[tuple[str, str]]:
+        """Put the returned members and sightings in ``caches``; return the new claims."""
+        claimed = set()
+        for kind, first_id, second_id, platform, key, name, at in rows:
+            if kind == "claim":
+                claimed.add((platform, key))
+            elif kind == "member":
+                caches.members[(platform, key)] = (first_id, name)
+            else:
+                seen = at if self._first_seen is None else self._first_seen(at)
+                caches.seen[(first_id, second_id)] = seen
+        return claimed
 
 
 def _arrays(binder: _Binder, rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:

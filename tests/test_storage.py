@@ -18,7 +18,7 @@ from analytics.periods import offset_segments, resolve_period
 from bot.events import Chat, ChatId, MembershipEvent, MessageEvent, Person, UserId
 from storage.db import HEAD, alembic_config, current_revision, make_engine, upgrade
 from storage.ingest import EventStore
-from storage.models import Message
+from storage.models import GroupMember, Member, Message
 from storage.privacy import forget_member
 from storage.queries import PeriodQueries, as_date, bot_ids, find_group, local_date
 
@@ -181,11 +181,14 @@ def _ingest_statement(engine: Engine) -> str | None:
 
 
 async def test_a_warm_writer_stores_what_a_cold_one_stores(engine: Engine) -> None:
-    """Once members and groups are known, a batch of messages goes to PostgreSQL as one
-    statement: new, redelivered, repeated, private and command messages come out as the
-    general path stores them."""
+    """Once its groups are known, a batch of messages goes to PostgreSQL as one
+    statement: new, redelivered, repeated, private and command messages, new members and
+    renamed ones come out as the general path stores them."""
     store = EventStore(engine)
     await store.store_async([[message("m1", "alice", T0)], [message("m2", "bob", T0)]])
+    renamed = replace(
+        message("m7", "bob", T0 - timedelta(hours=1)), sender=Person(UserId("bob"), "Bobby")
+    )
     private = replace(
         message("p1", "bob", T0 + timedelta(minutes=2)), chat=Chat(ChatId("bob"), "single")
     )
@@ -198,26 +201,40 @@ async def test_a_warm_writer_stores_what_a_cold_one_stores(engine: Engine) -> No
             [message("m4", "bob", later)],  # the same callback twice in one batch
             [private],
             [message("m5", "bob", later, text="/stats")],
+            [message("m6", "carol", later)],  # a new member
+            [renamed],  # an earlier message under a new name
         ]
     )
     if engine.dialect.name == "postgresql":
         assert (_ingest_statement(engine) or "").startswith("WITH claimed AS")
     await store.aclose()
 
-    assert [s.new for batch in results for s in batch] == [True, False, True, False, True, True]
+    assert [s.new for batch in results for s in batch] == [True, False, True, False] + [True] * 4
     with engine.connect() as connection:
         stored = connection.execute(
             select(Message.platform_msg_id, Message.is_command).order_by(Message.platform_msg_id)  # type: ignore[arg-type]
         ).all()
         claims = connection.exec_driver_sql("SELECT count(*) FROM inbound_event").scalar()
+        members = connection.execute(
+            select(Member.user_id, Member.display_name, GroupMember.first_seen_at)  # type: ignore[call-overload]
+            .join(GroupMember, GroupMember.member_id == Member.id)
+            .order_by(Member.user_id)
+        ).all()
     assert [tuple(row) for row in stored] == [
         ("m1", False),
         ("m2", False),
         ("m3", False),
         ("m4", False),
         ("m5", True),
+        ("m6", False),
+        ("m7", False),
     ]
-    assert claims == 6  # p1 is claimed: a private message is a command to the bot
+    assert claims == 8  # p1 is claimed: a private message is a command to the bot
+    assert [tuple(row) for row in members] == [
+        ("alice", "Alice", T0),
+        ("bob", "Bobby", T0 - timedelta(hours=1)),  # the newest name; seen earlier than known
+        ("carol", "Carol", later),
+    ]
 
 
 async def test_a_warm_writer_stores_a_purged_member_again(engine: Engine) -> None:
