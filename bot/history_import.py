@@ -48,7 +48,7 @@ from storage.history import (
     MessageImporter,
     OrderRow,
     OrderStore,
-    PreparedMessage,
+    PreparedChunk,
     Recall,
     apply_recalls,
     prepare,
@@ -610,10 +610,12 @@ class _Chunk:
     other rows read meanwhile were."""
 
     rows: int = 0
-    #: Messages prepared for storing (:func:`storage.history.prepare`), marshalled:
+    #: Messages read, repeats included.
+    message_rows: int = 0
+    #: The messages prepared for storing (:func:`storage.history.prepare`), marshalled:
     #: for plain tuples of strings ``marshal`` is about three times quicker than pickle,
     #: and the writing process unpacks a million of them.
-    messages: bytes = marshal.dumps([])
+    messages: bytes = b""
     #: Recalls and orders, in file order.
     others: list[Recall | OrderRow] = field(default_factory=list)
     skipped: int = 0
@@ -650,7 +652,7 @@ def _read_chunks(reading: _Reading) -> Iterator[_Chunk]:
                 else:
                     chunk.others.append(outcome)
                 if len(messages) + len(chunk.others) >= size:
-                    chunk.messages = marshal.dumps(prepare(messages))
+                    chunk.message_rows, chunk.messages = len(messages), _prepared(messages)
                     chunk.position = counting.position
                     yield chunk
                     chunk, messages = _Chunk(), []
@@ -659,9 +661,14 @@ def _read_chunks(reading: _Reading) -> Iterator[_Chunk]:
             raise ImportFileError(
                 f"{reading.path}: not valid {reading.encoding} text ({error.reason})"
             ) from None
-        chunk.messages = marshal.dumps(prepare(messages))
+        chunk.message_rows, chunk.messages = len(messages), _prepared(messages)
         chunk.position = counting.position
         yield chunk
+
+
+def _prepared(messages: list[ImportedMessage]) -> bytes:
+    # marshal takes plain tuples only, not the named one.
+    return marshal.dumps(tuple(prepare(messages)))
 
 
 def _rows(text: IO[str], reading: _Reading) -> Iterator[RowOutcome]:
@@ -763,11 +770,11 @@ class _Writer:
     def write(self, chunk: _Chunk, summary: ImportSummary) -> None:
         recalls = [item for item in chunk.others if isinstance(item, Recall)]
         orders = [item for item in chunk.others if isinstance(item, OrderRow)]
-        messages: list[PreparedMessage] = marshal.loads(chunk.messages)  # noqa: S302 - our reader's
-        if messages:
-            new = self._messages.store_prepared(messages)
+        if chunk.message_rows:
+            prepared = PreparedChunk._make(marshal.loads(chunk.messages))  # noqa: S302 - our reader's
+            new = self._messages.store_prepared(prepared)
             summary.imported += new
-            summary.duplicated += len(messages) - new
+            summary.duplicated += chunk.message_rows - new
         if recalls:
             with self._engine.begin() as connection:
                 changed = apply_recalls(connection, recalls)
