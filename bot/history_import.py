@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import IO, Literal, get_args
 
@@ -48,7 +49,7 @@ from storage.history import (
     MessageImporter,
     OrderRow,
     OrderStore,
-    PreparedMessage,
+    PreparedChunk,
     Recall,
     apply_recalls,
     prepare,
@@ -534,17 +535,36 @@ def run_import(
             summary.seconds = time.monotonic() - started
             return summary
     writer = None if request.dry_run else _Writer(engine)
-    # The objects alive now (modules, the engine) live as long as the process: the
-    # collector need not scan them again and again while millions of rows go by.
-    gc.freeze()
     try:
-        _run(reading, writer, summary, tty=tty)
+        with _collecting_per_chunk():
+            _run(reading, writer, summary, tty=tty)
     finally:
-        gc.unfreeze()
         if writer is not None:
             writer.close()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+@contextmanager
+def _collecting_per_chunk() -> Iterator[None]:
+    """The garbage collector off, but for :func:`gc.collect` once per chunk.
+
+    Automatic collections start every few hundred new containers, and an import makes
+    tens of thousands per chunk (a tuple per row, in both processes), which reference
+    counting frees anyway: nearly all of them cycle-free. Each collection that reached
+    the oldest generation scanned every row alive, several times a chunk. The objects
+    alive now (modules, the engine) live as long as the process: frozen, no collection
+    scans them again.
+    """
+    enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.unfreeze()
 
 
 def _run(reading: _Reading, writer: _Writer | None, summary: ImportSummary, *, tty: bool) -> None:
@@ -564,6 +584,7 @@ def _run(reading: _Reading, writer: _Writer | None, summary: ImportSummary, *, t
                 if writer is not None:
                     writer.write(chunk, summary)
                 progress.update(summary.rows, chunk.position)
+                gc.collect()
         finally:
             progress.close()
 
@@ -584,16 +605,22 @@ class _Reading:
     batch_size: int
 
 
+#: The reader asks whether the writer waits for a chunk every this many items.
+_HANDOVER_ITEMS = 1_000
+
+
 @dataclass(slots=True)
 class _Chunk:
     """Up to a batch of items read from the file (one transaction's worth), and what the
     other rows read meanwhile were."""
 
     rows: int = 0
-    #: Messages prepared for storing (:func:`storage.history.prepare`), marshalled:
+    #: Messages read, repeats included.
+    message_rows: int = 0
+    #: The messages prepared for storing (:func:`storage.history.prepare`), marshalled:
     #: for plain tuples of strings ``marshal`` is about three times quicker than pickle,
     #: and the writing process unpacks a million of them.
-    messages: bytes = marshal.dumps([])
+    messages: bytes = b""
     #: Recalls and orders, in file order.
     others: list[Recall | OrderRow] = field(default_factory=list)
     skipped: int = 0
@@ -602,14 +629,16 @@ class _Chunk:
     position: int = 0
 
 
-def _read_chunks(reading: _Reading) -> Iterator[_Chunk]:
-    """The file in chunks of ``batch_size`` items; with ``strict``, the chunk with the
-    first bad row is the last.
+def _read_chunks(reading: _Reading, waiting: Callable[[], bool]) -> Iterator[_Chunk]:
+    """The file in chunks of at most ``batch_size`` items; with ``strict``, the chunk
+    with the first bad row is the last.
 
-    The first chunks are smaller (an eighth of a batch, then doubling), so that the
-    writer starts after a few thousand rows rather than waiting for a whole batch.
+    A chunk goes as soon as ``waiting()`` says the writer waits for one (asked every
+    :data:`_HANDOVER_ITEMS` items): the writer starts after the first thousand rows, and
+    while it stores a chunk the reader gathers the next, however fast each of the two
+    goes. Chunks of sizes fixed beforehand (an eighth of a batch, then doubling) kept the
+    writer waiting while each bigger one was read, a fifth of a 100,000-row import.
     """
-    size = max(reading.batch_size // 8, 1)
     with reading.path.open("rb") as raw:
         counting = _Counting(raw)
         text = io.TextIOWrapper(
@@ -629,19 +658,26 @@ def _read_chunks(reading: _Reading) -> Iterator[_Chunk]:
                     chunk.skipped += 1
                 else:
                     chunk.others.append(outcome)
-                if len(messages) + len(chunk.others) >= size:
-                    chunk.messages = marshal.dumps(prepare(messages))
+                items = len(messages) + len(chunk.others)
+                if items >= reading.batch_size or (
+                    items % _HANDOVER_ITEMS == 0 and items and waiting()
+                ):
+                    chunk.message_rows, chunk.messages = len(messages), _prepared(messages)
                     chunk.position = counting.position
                     yield chunk
                     chunk, messages = _Chunk(), []
-                    size = min(size * 2, reading.batch_size)
         except UnicodeDecodeError as error:
             raise ImportFileError(
                 f"{reading.path}: not valid {reading.encoding} text ({error.reason})"
             ) from None
-        chunk.messages = marshal.dumps(prepare(messages))
+        chunk.message_rows, chunk.messages = len(messages), _prepared(messages)
         chunk.position = counting.position
         yield chunk
+
+
+def _prepared(messages: list[ImportedMessage]) -> bytes:
+    # marshal takes plain tuples only, not the named one.
+    return marshal.dumps(tuple(prepare(messages)))
 
 
 def _rows(text: IO[str], reading: _Reading) -> Iterator[RowOutcome]:
@@ -677,13 +713,17 @@ def _read_aside(reading: _Reading) -> Iterator[Iterator[_Chunk]]:
     memory stays flat.
     """
     receiver, sender = _PROCESSES.Pipe(duplex=False)
+    waiting = _PROCESSES.Event()
     reader = _PROCESSES.Process(
-        target=_send_chunks, args=(sender, reading), name="qunpulse-import-reader", daemon=True
+        target=_send_chunks,
+        args=(sender, reading, waiting),
+        name="qunpulse-import-reader",
+        daemon=True,
     )
     try:
         reader.start()
         sender.close()
-        yield _received(receiver)
+        yield _received(receiver, waiting)
     finally:
         sender.close()
         receiver.close()
@@ -692,15 +732,19 @@ def _read_aside(reading: _Reading) -> Iterator[Iterator[_Chunk]]:
             reader.join()
 
 
-def _send_chunks(sender: Connection, reading: _Reading) -> None:
+def _send_chunks(sender: Connection, reading: _Reading, waiting: EventType) -> None:
     """The reader process: each chunk, then ``None``; or the error that stopped it.
 
-    Ctrl-C is for the importing process, which then stops this one.
+    ``waiting`` is set while the importing process waits for a chunk. Ctrl-C is for the
+    importing process, which then stops this one.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.disable()  # as in the importing process (forked, it is already; spawned, not)
     try:
-        for chunk in _read_chunks(reading):
+        for chunk in _read_chunks(reading, waiting.is_set):
+            waiting.clear()
             sender.send(chunk)
+            gc.collect()
         sender.send(None)
     except BrokenPipeError:
         pass  # the importing process stopped reading
@@ -710,8 +754,10 @@ def _send_chunks(sender: Connection, reading: _Reading) -> None:
         sender.close()
 
 
-def _received(receiver: Connection) -> Iterator[_Chunk]:
+def _received(receiver: Connection, waiting: EventType) -> Iterator[_Chunk]:
     while True:
+        if not receiver.poll():
+            waiting.set()  # nothing sent yet: the reader hands over what it has
         try:
             sent = receiver.recv()
         except EOFError:
@@ -741,11 +787,11 @@ class _Writer:
     def write(self, chunk: _Chunk, summary: ImportSummary) -> None:
         recalls = [item for item in chunk.others if isinstance(item, Recall)]
         orders = [item for item in chunk.others if isinstance(item, OrderRow)]
-        messages: list[PreparedMessage] = marshal.loads(chunk.messages)  # noqa: S302 - our reader's
-        if messages:
-            new = self._messages.store_prepared(messages)
+        if chunk.message_rows:
+            prepared = PreparedChunk._make(marshal.loads(chunk.messages))  # noqa: S302 - our reader's
+            new = self._messages.store_prepared(prepared)
             summary.imported += new
-            summary.duplicated += len(messages) - new
+            summary.duplicated += chunk.message_rows - new
         if recalls:
             with self._engine.begin() as connection:
                 changed = apply_recalls(connection, recalls)

@@ -11,10 +11,12 @@ Everything here is safe to repeat: orders have a unique key, a recall only ever 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter
+from itertools import repeat
+from operator import add, itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select, update
@@ -185,8 +187,8 @@ _SQLITE_IMPORT_CACHE_KIB = 65_536
 _SQLITE_IMPORT_WAL_PAGES = 16_384
 #: Member (and group) ids an import keeps between chunks; beyond, the cache starts afresh.
 _CACHE_LIMIT = 100_000
-#: A message row's stored time (rows as :meth:`_BulkSql.insert_messages` takes them).
-_STORED_TIME = itemgetter(6)
+#: A prepared message's stored time.
+_STORED_TIME = itemgetter(9)
 
 
 class ImportedMessage(NamedTuple):
@@ -205,33 +207,52 @@ class ImportedMessage(NamedTuple):
     sent_at: datetime
 
 
-#: A message as :meth:`MessageImporter.store_prepared` takes it (see :func:`prepare`).
-PreparedMessage = tuple[
-    str, str, str, str, str | None, str, str, str | None, str, str | None, str, bool
-]
+#: A message as :class:`PreparedChunk` holds it: ``(platform, message id, chat id, chat
+#: name, source, sender id, sender name, type, text, sent_at as stored, is command)``.
+PreparedMessage = tuple[str, str, str, str | None, str, str, str | None, str, str | None, str, bool]
 
 
-def prepare(messages: Iterable[ImportedMessage]) -> list[PreparedMessage]:
-    """The messages as plain tuples with everything derived from one message alone:
-    ``(platform, event key, message id, chat id, chat name, source, sender id,
-    sender name, type, text, sent_at as stored, is command)``.
+class PreparedChunk(NamedTuple):
+    """A chunk of messages and everything derived from it alone, ready for
+    :meth:`MessageImporter.store_prepared` (see :func:`prepare`)."""
 
-    The time is the UTC text SQLite stores (:func:`sqlite_time`); PostgreSQL reads the
-    same text as its timestamp. An import prepares messages in its reader process, so
-    the writing process, which the database keeps busy, has less to do per message; plain
-    tuples of strings are also what passes between processes fastest.
+    #: The first message of each key, in file order.
+    messages: list[PreparedMessage]
+    #: Their ``(platform, event key)``, sorted: the claim visits the unique index in order.
+    keys: list[tuple[str, str]]
+    #: ``(platform, chat id, name, source)`` of each group: the last name given, ``full``
+    #: if any message says so.
+    groups: list[tuple[str, str, str | None, str]]
+    #: ``(platform, user id, name)`` of each sender: the last name given.
+    members: list[tuple[str, str, str | None]]
+    #: ``(platform, chat id, user id, time as stored)``: each sender's earliest message
+    #: in each group.
+    sightings: list[tuple[str, str, str, str]]
+
+
+def prepare(messages: Iterable[ImportedMessage]) -> PreparedChunk:
+    """The messages with everything that needs no database worked out: a message
+    repeated in the chunk is dropped, the time is the UTC text SQLite stores
+    (:func:`sqlite_time`, which PostgreSQL reads as its timestamp), commands are marked,
+    and what the chunk says of its groups and senders is gathered.
+
+    An import prepares chunks in its reader process, so that the writing process, which
+    the database keeps busy, does only what needs ids; a chunk is plain tuples of strings,
+    what passes between processes fastest. Repeated values (platforms, chats, senders,
+    names, types) are interned: one object each, ``marshal`` writes them once and the
+    writer's dictionaries find them by identity.
     """
-    return [
+    intern = sys.intern
+    rows = [
         (
-            platform,
-            MESSAGE_KEY_PREFIX + message_id,
+            intern(platform),
             message_id,
-            chat_id,
-            chat_name,
-            source,
-            sender_id,
-            sender_name,
-            msg_type,
+            intern(chat_id),
+            chat_name and intern(chat_name),
+            intern(source),
+            intern(sender_id),
+            sender_name and intern(sender_name),
+            intern(msg_type),
             text,
             sqlite_time(sent_at),
             is_command(text),
@@ -249,6 +270,40 @@ def prepare(messages: Iterable[ImportedMessage]) -> list[PreparedMessage]:
             sent_at,
         ) in messages
     ]
+    # The first of each message, in file order (a dict built backwards keeps the first);
+    # a chunk without repeats (the usual one) stays as it is.
+    ids = [(row[0], row[1]) for row in rows]
+    first = dict(zip(reversed(ids), reversed(rows), strict=True))
+    if len(first) < len(rows):
+        rows = [first[key] for key in dict.fromkeys(ids)]
+    return _prepared(rows)
+
+
+def _prepared(messages: list[PreparedMessage]) -> PreparedChunk:
+    """The chunk of ``messages`` (distinct ones, in file order)."""
+    group_names: dict[tuple[str, str], str | None] = dict.fromkeys(
+        (row[0], row[2]) for row in messages
+    )
+    group_names.update({(row[0], row[2]): row[3] for row in messages if row[3] is not None})
+    full = {(row[0], row[2]) for row in messages if row[4] == "full"}
+    member_names: dict[tuple[str, str], str | None] = dict.fromkeys(
+        (row[0], row[5]) for row in messages
+    )
+    member_names.update({(row[0], row[5]): row[6] for row in messages if row[6] is not None})
+    # The stored text orders as the time does: over the messages latest first, each
+    # sender's sighting in each group ends on its earliest.
+    latest_first = sorted(messages, key=_STORED_TIME, reverse=True)
+    earliest = {(row[0], row[2], row[5]): row[9] for row in latest_first}
+    return PreparedChunk(
+        messages,
+        sorted((row[0], MESSAGE_KEY_PREFIX + row[1]) for row in messages),
+        [
+            (platform, chat_id, name, "full" if (platform, chat_id) in full else "at_mentions_only")
+            for (platform, chat_id), name in group_names.items()
+        ],
+        [(platform, user_id, name) for (platform, user_id), name in member_names.items()],
+        [(platform, chat_id, user_id, at) for (platform, chat_id, user_id), at in earliest.items()],
+    )
 
 
 class MessageImporter:
@@ -330,45 +385,42 @@ class MessageImporter:
         """
         return self.store_prepared(prepare(messages))
 
-    def store_prepared(self, messages: Sequence[PreparedMessage]) -> int:
-        """:meth:`store` for messages already through :func:`prepare`."""
-        # The first of each key, in file order (a dict built backwards keeps the first);
-        # a chunk without repeats (the usual one) stays as it is.
-        keys = [(row[0], row[1]) for row in messages]
-        first = dict(zip(reversed(keys), reversed(messages), strict=True))
-        if not first:
+    def store_prepared(self, chunk: PreparedChunk) -> int:
+        """:meth:`store` for a chunk already through :func:`prepare`; return how many of
+        ``chunk.messages`` were new."""
+        if not chunk.messages:
             return 0
-        if len(first) < len(keys):
-            keys = list(dict.fromkeys(keys))
-            messages = [first[key] for key in keys]
         try:
-            return self._store_chunk(messages, keys)
+            return self._store_chunk(chunk)
         except IntegrityError:
             # A cached id may name a row another process deleted meanwhile (`qunpulse
             # member forget --purge`): forget every cached id and try once more.
             if not (self._members or self._groups):
                 raise
             self._members, self._groups, self._seen = {}, {}, {}
-            return self._store_chunk(messages, keys)
+            return self._store_chunk(chunk)
 
-    def _store_chunk(self, chunk: Sequence[PreparedMessage], keys: list[tuple[str, str]]) -> int:
-        """Store messages with distinct keys (``keys``, theirs in the same order)."""
+    def _store_chunk(self, chunk: PreparedChunk) -> int:
         now = self._time(utc_now())
         self._new_members, self._new_groups, self._new_seen = {}, {}, {}
         transaction = self._connection.begin()
         try:
-            claimed = self._sql.claim_all_or_none(keys, self._bot_id, now)
+            claimed = self._sql.claim_all_or_none(chunk.keys, self._bot_id, now)
             if claimed is None:  # some keys were new, some not: claim again, asking which
                 transaction.rollback()
                 transaction = self._connection.begin()
-                claimed = self._sql.claim(keys, self._bot_id, now)
-            fresh = (
-                chunk
-                if len(claimed) == len(chunk)
-                else [row for row in chunk if (row[0], row[1]) in claimed]
-            )
-            if fresh:
-                self._store_fresh(fresh, now)
+                claimed = self._sql.claim(chunk.keys, self._bot_id, now)
+            if len(claimed) < len(chunk.messages):
+                # Only what the claimed messages say of their groups and senders counts.
+                chunk = _prepared(
+                    [
+                        row
+                        for row in chunk.messages
+                        if (row[0], MESSAGE_KEY_PREFIX + row[1]) in claimed
+                    ]
+                )
+            if chunk.messages:
+                self._store_fresh(chunk, now)
         except BaseException:
             transaction.rollback()
             raise
@@ -383,51 +435,48 @@ class MessageImporter:
         if len(self._seen) + len(self._new_seen) > _CACHE_LIMIT:
             self._seen = {}
         self._seen.update(self._new_seen)
-        return len(fresh)
+        return len(chunk.messages)
 
-    def _store_fresh(self, fresh: Sequence[PreparedMessage], now: Any) -> None:
-        """Groups, members, messages and first sightings of the newly claimed messages.
+    def _store_fresh(self, chunk: PreparedChunk, now: Any) -> None:
+        """Groups, members, messages and first sightings of newly claimed messages.
 
         Built with comprehensions, not a loop of statements: this runs once per message,
         millions of times in a big import.
         """
-        groups = self._resolve_groups(fresh, now)
-        members = self._resolve_members(fresh, now)
-        rows = [
-            (
-                platform,
-                message_id,
-                groups[platform, chat_id],
-                members[platform, sender_id],
-                msg_type,
-                text,
-                sent_at,
-                command,
-            )
-            for (
-                platform,
-                _,
-                message_id,
-                chat_id,
-                _,
-                _,
-                sender_id,
-                _,
-                msg_type,
-                text,
-                sent_at,
-                command,
-            ) in fresh
-        ]
-        self._sql.insert_messages(rows)
-        # The earliest sighting of each member in each group: the stored text orders as
-        # the time does, so over the rows latest first, each pair ends on its earliest.
-        # It is recorded unless an earlier chunk recorded one at least as early (files
-        # usually run forwards).
-        latest_first = sorted(rows, key=_STORED_TIME, reverse=True)
-        earliest = {(row[2], row[3]): row[6] for row in latest_first}
+        groups = self._resolve_groups(chunk.groups, now)
+        members = self._resolve_members(chunk.members, now)
+        self._sql.insert_messages(
+            [
+                (
+                    platform,
+                    message_id,
+                    groups[platform, chat_id],
+                    members[platform, sender_id],
+                    msg_type,
+                    text,
+                    sent_at,
+                    command,
+                )
+                for (
+                    platform,
+                    message_id,
+                    chat_id,
+                    _,
+                    _,
+                    sender_id,
+                    _,
+                    msg_type,
+                    text,
+                    sent_at,
+                    command,
+                ) in chunk.messages
+            ]
+        )
+        # A sighting is recorded unless an earlier chunk recorded one at least as early
+        # (files usually run forwards).
         sooner = []
-        for pair, at in earliest.items():
+        for platform, chat_id, user_id, at in chunk.sightings:
+            pair = (groups[platform, chat_id], members[platform, user_id])
             known = self._seen.get(pair)
             if known is None or at < known:
                 sooner.append((*pair, at))
@@ -441,22 +490,14 @@ class MessageImporter:
         )
 
     def _resolve_groups(
-        self, messages: Sequence[PreparedMessage], now: Any
+        self, groups: list[tuple[str, str, str | None, str]], now: Any
     ) -> dict[tuple[str, str], int]:
-        """Upsert the chunk's groups the cache does not know as they are: the last name
-        given wins; a group only ever becomes ``full``, never back (as on the live path)."""
-        names: dict[tuple[str, str], str | None] = dict.fromkeys(
-            (row[0], row[3]) for row in messages
-        )
-        names.update({(row[0], row[3]): row[4] for row in messages if row[4] is not None})
-        full = {(row[0], row[3]) for row in messages if row[5] == "full"}
-        wanted = {
-            key: (name, "full" if key in full else "at_mentions_only")
-            for key, name in names.items()
-        }
+        """Upsert the groups the cache does not know as they are: the last name given
+        wins; a group only ever becomes ``full``, never back (as on the live path)."""
         ids: dict[tuple[str, str], int] = {}
         stale: dict[tuple[str, str], tuple[str | None, str]] = {}
-        for key, (name, source) in wanted.items():
+        for platform, chat_id, name, source in groups:
+            key = (platform, chat_id)
             known = self._groups.get(key)
             if (
                 known is None
@@ -487,17 +528,14 @@ class MessageImporter:
         return ids
 
     def _resolve_members(
-        self, messages: Sequence[PreparedMessage], now: Any
+        self, members: list[tuple[str, str, str | None]], now: Any
     ) -> dict[tuple[str, str], int]:
-        """Upsert the chunk's senders the cache does not know by that name: the last name
-        given wins, no name keeps the old one (as on the live path)."""
-        wanted: dict[tuple[str, str], str | None] = dict.fromkeys(
-            (row[0], row[6]) for row in messages
-        )
-        wanted.update({(row[0], row[6]): row[7] for row in messages if row[7] is not None})
+        """Upsert the senders the cache does not know by that name: the last name given
+        wins, no name keeps the old one (as on the live path)."""
         ids: dict[tuple[str, str], int] = {}
         stale: dict[tuple[str, str], str | None] = {}
-        for key, name in wanted.items():
+        for platform, user_id, name in members:
+            key = (platform, user_id)
             known = self._members.get(key)
             if known is None or (name is not None and name != known[1]):
                 stale[key] = name
@@ -626,11 +664,12 @@ class _SqliteBulk(_BulkSql):
         self, keys: list[tuple[str, str]], bot_id: str, now: Any
     ) -> set[tuple[str, str]] | None:
         # executemany cannot return rows, but its row count says how many were new.
-        # In key order, each page of the unique index is visited once per chunk.
+        # In key order (prepare sorts them), each page of the unique index is visited
+        # once per chunk. Each key + (bot_id, now): the rows are built in C.
         result = self.connection.exec_driver_sql(
             "INSERT INTO inbound_event (platform, event_key, bot_id, received_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(platform, key, bot_id, now) for platform, key in sorted(keys)],
+            list(map(add, keys, repeat((bot_id, now)))),
         )
         if result.rowcount == len(keys):
             return set(keys)

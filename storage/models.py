@@ -126,13 +126,14 @@ class Message(SQLModel, table=True):
     sent_at: datetime = utc_column()
     #: SnowNLP score in [0, 1]; NULL until the background scorer has seen it.
     sentiment: float | None = None
-    #: The text's words as jieba cuts them (space-separated, stop words still in), stored
-    #: by the background scorer; NULL until it has seen the message (migration 0010).
-    words: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     #: A command addressed to the bot: counted as a message, not in rank or words.
     is_command: bool = False
     #: When the sender recalled (撤回) it; recalled messages count in no metric.
     recalled_at: datetime | None = utc_column(nullable=True)
+    #: The text's words as jieba cuts them (space-separated, stop words still in), stored
+    #: by the background scorer; NULL until it has seen the message. Last, as migration
+    #: 0010 added it: a database created from these models has the migrated column order.
+    words: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class MembershipEvent(SQLModel, table=True):

@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from bot.cli import main
-from bot.history_import import ImportRequest, run_import
+from bot.history_import import ImportRequest, _read_chunks, _Reading, run_import
 from storage.db import make_engine
 from storage.models import Message, Order
 from tests.conftest import WECOM_AES_KEY, WECOM_TOKEN, RunningServer
@@ -273,6 +273,25 @@ def test_a_failed_write_ends_the_reader_process_with_the_file_half_read(
         engine.dispose()
     readers = [p for p in multiprocessing.active_children() if p.name == "qunpulse-import-reader"]
     assert readers == []  # other tests' processes (the sentiment scorer) may live on
+
+
+def test_the_reader_hands_over_what_it_has_when_the_writer_waits(tmp_path: Path) -> None:
+    # Sizes fixed beforehand (an eighth of a batch, then doubling) kept the writer
+    # waiting while each bigger chunk was read; a waiting writer now gets the rows read
+    # so far (in whole thousands), a busy one a whole batch at most.
+    path = tmp_path / "five-thousand.csv"
+    rows = (f"wecom,wrFIVE,u{n % 50},2026-11-20 09:00:00,text {n},m{n}" for n in range(5_000))
+    path.write_text(
+        "platform,chat_id,sender_id,sent_at,text,msg_id\n" + "\n".join(rows) + "\n",
+        encoding="utf-8",
+    )
+    reading = _Reading(path, "csv", "utf-8-sig", SHANGHAI, None, False, 2_000)
+
+    def sizes(waiting: bool) -> list[int]:
+        return [chunk.message_rows for chunk in _read_chunks(reading, lambda: waiting)]
+
+    assert sizes(waiting=True) == [1_000] * 5 + [0]
+    assert sizes(waiting=False) == [2_000, 2_000, 1_000]
 
 
 def test_group_filter_imports_only_that_group(
