@@ -96,7 +96,15 @@ def toml_value(value: Any) -> str:
 
 
 def write_config(path: Path, database_url: str, extra: str = "") -> Path:
-    """A config with one WeCom AI bot and one DingTalk robot, on ``database_url``."""
+    """A config with one WeCom AI bot and one DingTalk robot, on ``database_url``.
+
+    Tests run at any hour: a server started within ``schedule.grace_hours`` of a nightly
+    job (retention 03:30, roster sync 04:00, WeCom stats 04:30 Shanghai time) would make
+    it up at once, with platform calls and counters nobody expected. Unless ``extra``
+    has a ``[schedule]`` of its own, nothing is made up.
+    """
+    if "[schedule]" not in extra:
+        extra = f"{extra}\n[schedule]\ngrace_hours = 0\n"
     path.write_text(
         f"""
 timezone = "Asia/Shanghai"
