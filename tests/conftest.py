@@ -95,16 +95,22 @@ def toml_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+#: A schedule outside the grace window of any test (1 January, midnight).
+NEVER = "0 0 1 1 *"
+#: The jobs that run at night by default.
+NIGHTLY_JOBS = ("retention", "roster_sync", "wecom_stats")
+
+
 def write_config(path: Path, database_url: str, extra: str = "") -> Path:
     """A config with one WeCom AI bot and one DingTalk robot, on ``database_url``.
 
     Tests run at any hour: a server started within ``schedule.grace_hours`` of a nightly
     job (retention 03:30, roster sync 04:00, WeCom stats 04:30 Shanghai time) would make
     it up at once, with platform calls and counters nobody expected. Unless ``extra``
-    has a ``[schedule]`` of its own, nothing is made up.
+    has a ``[schedule]`` of its own, the nightly jobs are scheduled :data:`NEVER`.
     """
     if "[schedule]" not in extra:
-        extra = f"{extra}\n[schedule]\ngrace_hours = 0\n"
+        extra += "\n[schedule]\n" + "".join(f'{job} = "{NEVER}"\n' for job in NIGHTLY_JOBS)
     path.write_text(
         f"""
 timezone = "Asia/Shanghai"

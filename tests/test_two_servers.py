@@ -28,12 +28,20 @@ from bot.cli import main
 from bot.events import Chat, ChatId, MessageEvent, Person, UserId
 from storage.db import make_engine, upgrade
 from storage.ingest import EventStore
-from tests.conftest import ADMIN_URL, IN_CI, WECOM_AES_KEY, WECOM_TOKEN, toml_value, write_config
+from tests.conftest import (
+    ADMIN_URL,
+    IN_CI,
+    NEVER,
+    NIGHTLY_JOBS,
+    WECOM_AES_KEY,
+    WECOM_TOKEN,
+    toml_value,
+    write_config,
+)
 from tests.doubles.webhooks import Webhooks
 from tests.doubles.wecom import WeComAiBotDouble
 
 GROUP = "wrkSFfCgAAscale"
-NEVER = "0 0 1 1 *"  # 1 January, midnight: outside the grace window during the test
 
 
 @pytest.fixture
@@ -57,7 +65,8 @@ def _config(path: Path, url: str, webhook: str) -> Path:
     # The digest fires every minute, so the process that leads makes up the latest fire
     # at once on start; every other job is out of the way.
     schedule = "\n".join(
-        f"{job} = {toml_value(NEVER)}" for job in ("leaderboard", "weekly_digest", "alert_scan")
+        f"{job} = {toml_value(NEVER)}"
+        for job in ("leaderboard", "weekly_digest", "alert_scan", *NIGHTLY_JOBS)
     )
     return write_config(
         path,
@@ -65,7 +74,6 @@ def _config(path: Path, url: str, webhook: str) -> Path:
         f"""
 [schedule]
 daily_digest = "* * * * *"
-retention = {toml_value(NEVER)}
 {schedule}
 grace_hours = 0.5
 
