@@ -275,3 +275,88 @@ def test_batched_jobs_post_what_one_group_at_a_time_would(
         else:
             assert (key, "daily_digest_words") not in posts
     assert clouds >= 1
+
+
+def test_a_run_hands_over_each_batch_as_soon_as_it_is_saved(
+    community: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage.outbox import Outbox
+
+    monkeypatch.setattr("bot.jobs.BATCH_GROUPS", 1)  # one group a batch
+    jobs, settings = _jobs(community, database_url, cloud_process_min=1000)
+    handed: list[tuple[list[int], set[int]]] = []
+
+    def on_saved(ids: list[int]) -> None:
+        handed.append((ids, {p.id for p in Outbox(community).list(limit=1000)}))
+
+    result = jobs.run("daily_digest", LAST_DAY, on_saved=on_saved)
+    # One hand-over a group, then the word clouds; each holds what the outbox just got.
+    assert len(handed) == len(settings.groups) + 1
+    seen: set[int] = set()
+    for ids, in_outbox in handed:
+        assert in_outbox == seen | set(ids)
+        seen |= set(ids)
+    assert [i for ids, _ in handed for i in ids] == result.queued
+
+
+def test_the_cloud_worker_serves_every_run_until_closed(
+    community: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import multiprocessing
+
+    from storage.outbox import Outbox
+
+    jobs, _ = _jobs(community, database_url, cloud_process_min=1)
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.jobs"):
+            jobs.warm_up()  # starts the worker: a WeCom group may bring a cloud
+            assert len(multiprocessing.active_children()) == 1
+            for day in (LAST_DAY, LAST_DAY - timedelta(days=1)):
+                jobs.run("daily_digest", day)
+        assert caplog.text.count("starting a worker process") == 1
+    finally:
+        jobs.close()
+    assert multiprocessing.active_children() == []
+    clouds = {p.period_key for p in Outbox(community).list(limit=1000) if p.msg_type == "image"}
+    assert clouds == {LAST_DAY.isoformat(), (LAST_DAY - timedelta(days=1)).isoformat()}
+
+
+def test_a_killed_cloud_worker_is_replaced_and_no_cloud_is_lost(
+    community: Engine, database_url: str
+) -> None:
+    import multiprocessing
+
+    from analytics.charts import render_word_cloud, top_words_counts
+    from storage.outbox import Outbox
+
+    jobs, settings = _jobs(community, database_url, cloud_process_min=1)
+    try:
+        jobs.warm_up()
+        (killed,) = multiprocessing.active_children()
+        killed.kill()
+        killed.join()
+        # Drawn here if the run does not know yet; by the next run a new worker draws.
+        for day in (LAST_DAY, LAST_DAY - timedelta(days=1)):
+            jobs.run("daily_digest", day)
+        (worker,) = multiprocessing.active_children()
+        assert worker.pid != killed.pid
+    finally:
+        jobs.close()
+    assert multiprocessing.active_children() == []
+    posts = {
+        (p.group_key, p.job): p
+        for p in Outbox(community).list(limit=1000)
+        if p.period_key == LAST_DAY.isoformat()
+    }
+    period = resolve_period("day", LAST_DAY, ZONE)
+    clouds = 0
+    for group in settings.groups:
+        key = f"{group.platform}:{group.chat_id}"
+        record = next(r for r in list_groups(community) if f"{r.platform}:{r.chat_id}" == key)
+        _, figures = jobs.digest_post(group, record, period, "daily", group.platform)
+        words = top_words_counts(figures.get("top_words"))
+        if group.platform == "wecom" and words:
+            clouds += 1
+            drawn = base64.b64decode(posts[key, "daily_digest_words"].body)
+            assert drawn == render_word_cloud(words)
+    assert clouds >= 1
