@@ -146,7 +146,7 @@ async def run_and_deliver(
     The job runs in a worker thread; while it makes the next batch's figures (much of it in
     SQLite and in the word cloud worker, outside the GIL) this loop sends the batches
     already saved, so a thousand groups' run takes about the longer of the two, not their
-    sum. Each batch gets one pass; back-offs are waited out once the job is done. Only
+    sum. What may go now goes at once; back-offs are waited out once the job is done. Only
     this run's posts are sent (posts queued earlier belong to ``serve``). If the job
     fails, what it saved is delivered before the error is raised.
     """
@@ -168,7 +168,8 @@ async def run_and_deliver(
     try:
         while (ids := await batches.get()) is not None:
             queued += ids
-            await sender.deliver_due(queued)
+            while await sender.deliver_due(queued):  # a page at a time, while pages go out
+                pass
         await sender.drain(queued)
     except BaseException:
         await asyncio.wait({running})  # the thread still uses the database: let it finish

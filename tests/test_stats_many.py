@@ -311,6 +311,7 @@ def test_the_cloud_worker_serves_every_run_until_closed(
         with caplog.at_level(logging.INFO, logger="bot.jobs"):
             jobs.warm_up()  # starts the worker: a WeCom group may bring a cloud
             assert len(multiprocessing.active_children()) == 1
+            assert Outbox(community).list() == []  # figures made to warm up, never posted
             for day in (LAST_DAY, LAST_DAY - timedelta(days=1)):
                 jobs.run("daily_digest", day)
         assert caplog.text.count("starting a worker process") == 1
