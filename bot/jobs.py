@@ -34,7 +34,13 @@ from analytics.charts import (
     warm_word_cloud,
 )
 from analytics.periods import Period, offset_segments, resolve_period
-from analytics.posts import RenderedPost, TargetCheck, render_digest, render_leaderboard
+from analytics.posts import (
+    DIGEST_OMITS,
+    RenderedPost,
+    TargetCheck,
+    render_digest,
+    render_leaderboard,
+)
 from bot.platforms.base import Clock
 from bot.retention import run_retention
 from bot.roster_sync import pull_wecom_group_stats, sync_rosters
@@ -50,6 +56,7 @@ from config.settings import (
 )
 from handlers.alerts import AlertMonitor, operators_for, private_bot
 from handlers.stats import (
+    ALL_METRICS,
     BATCH_GROUPS,
     GroupStats,
     StatsOptions,
@@ -64,6 +71,8 @@ log = logging.getLogger(__name__)
 
 #: What the leaderboard shows: counting these alone keeps 1,000 groups' runs cheap.
 LEADERBOARD_METRICS = frozenset({"messages", "active_members", "members", "message_rank"})
+#: What a digest shows (a tenth of a digest's figures are parts it never shows).
+DIGEST_METRICS = frozenset(ALL_METRICS) - DIGEST_OMITS
 
 
 ALERTS_TARGET = "alerts.webhook"
@@ -368,7 +377,7 @@ class Jobs:
         record = next(iter(found.values()))
         zone = self._settings.zone
         period = resolve_period("day", self._clock().astimezone(zone).date(), zone).previous()
-        for wanted in (LEADERBOARD_METRICS, None):
+        for wanted in (LEADERBOARD_METRICS, DIGEST_METRICS):
             collect_stats_many(self._engine, [record], period, options=self._options, wanted=wanted)
 
     def close(self) -> None:
@@ -571,6 +580,7 @@ class Jobs:
             [record for _, record, _, _ in batch],
             period,
             options=self._options,
+            wanted=DIGEST_METRICS,
         )
         failed = self._failures(period)
         for group, record, target, resolved in batch:
@@ -631,7 +641,9 @@ class Jobs:
         A batch passes the group's ``stats`` and ``failures`` it already has.
         """
         if stats is None:
-            stats = collect_stats(self._engine, record, period, options=self._options)
+            stats = collect_stats(
+                self._engine, record, period, options=self._options, wanted=DIGEST_METRICS
+            )
         if failures is None:
             key = group_key(group)
             failures = self._failures(period, key).get(key, [])

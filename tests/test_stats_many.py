@@ -361,3 +361,18 @@ def test_a_killed_cloud_worker_is_replaced_and_no_cloud_is_lost(
             drawn = base64.b64decode(posts[key, "daily_digest_words"].body)
             assert drawn == render_word_cloud(words)
     assert clouds >= 1
+
+
+@pytest.mark.parametrize("kind", ["daily", "weekly"])
+def test_a_digest_shows_nothing_of_what_jobs_leave_out(community: Engine, kind: str) -> None:
+    from analytics.posts import DIGEST_OMITS, Flavour, render_digest
+
+    period = resolve_period("day" if kind == "daily" else "week", LAST_DAY, ZONE)
+    for stats in collect_stats_many(community, list_groups(community), period).values():
+        document = stats.to_json()
+        assert set(document) >= DIGEST_OMITS  # each of them is there, and not shown
+        shown = {k: v for k, v in document.items() if k not in DIGEST_OMITS}
+        flavours: tuple[Flavour, ...] = ("wecom", "dingtalk", "feishu")
+        for flavour in flavours:
+            options: dict[str, Any] = {"kind": kind, "locale": "zh_CN", "flavour": flavour}
+            assert render_digest(shown, **options) == render_digest(document, **options)
