@@ -458,9 +458,28 @@ class Jobs:
                 self._leaderboards(batch, day, result)
             else:
                 self._digests(batch, day, job, result, clouds)
+                self._queue_clouds(result, clouds, every=False)
             self._save(result, on_saved)
-        pngs = clouds.finish([(cloud.png, cloud.words) for cloud in result.clouds])
-        for cloud, png in zip(result.clouds, pngs, strict=True):
+        self._queue_clouds(result, clouds, every=True)
+        self._save(result, on_saved)
+        return result
+
+    def _queue_clouds(self, result: JobResult, clouds: CloudRenderer, *, every: bool) -> None:
+        """Queue the word clouds drawn by now, or (``every``) all of them once drawn.
+
+        Clouds go out with the batches that follow theirs instead of all after the run. A
+        cloud is queued with or after its digest, so it goes after it.
+        """
+        ready: list[_Cloud] = []
+        waiting: list[_Cloud] = []
+        for cloud in result.clouds:
+            (ready if every or cloud.png.done() else waiting).append(cloud)
+        result.clouds = waiting
+        if every:
+            pngs = clouds.finish([(cloud.png, cloud.words) for cloud in ready])
+        else:
+            pngs = [clouds.result(cloud.png, cloud.words) for cloud in ready]
+        for cloud, png in zip(ready, pngs, strict=True):
             image = base64.b64encode(png).decode("ascii")
             self._queue(
                 cloud.group,
@@ -472,9 +491,6 @@ class Jobs:
                 result,
                 "image",
             )
-        result.clouds.clear()
-        self._save(result, on_saved)
-        return result
 
     def leaderboard_post(
         self,
