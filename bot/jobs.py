@@ -46,6 +46,7 @@ from bot.retention import run_retention
 from bot.roster_sync import pull_wecom_group_stats, sync_rosters
 from bot.senders import Target
 from bot.telemetry import Telemetry
+from bot.workers import start_cloud_worker
 from config import Settings
 from config.settings import (
     JOBS,
@@ -159,7 +160,7 @@ class CloudRenderer:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=warm_word_cloud,
+                    initializer=start_cloud_worker,
                 )
                 self._pool.submit(os.getpid)  # the process starts with its first task
             return self._pool

@@ -383,3 +383,26 @@ def test_a_digest_shows_nothing_of_what_jobs_leave_out(community: Engine, kind: 
         for flavour in flavours:
             options: dict[str, Any] = {"kind": kind, "locale": "zh_CN", "flavour": flavour}
             assert render_digest(shown, **options) == render_digest(document, **options)
+
+
+def test_the_cloud_worker_ignores_ctrl_c_and_leaves_when_closed() -> None:
+    import multiprocessing
+    import os
+    import signal
+    import time as clock
+
+    from analytics.charts import render_word_cloud
+    from bot.jobs import CloudRenderer
+
+    clouds = CloudRenderer(process_min=1)
+    try:
+        clouds.start()
+        (worker,) = multiprocessing.active_children()
+        os.kill(worker.pid or 0, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        clock.sleep(0.3)
+        assert worker.is_alive()
+        words = {"活动": 5, "课程": 3}
+        assert clouds.render(words).result() == render_word_cloud(words)
+    finally:
+        clouds.close()
+    assert multiprocessing.active_children() == []
