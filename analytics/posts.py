@@ -32,6 +32,19 @@ DIGEST_ORDER = COUNTABLE
 NOT_METRICS = frozenset(
     {"group", "period", "message_rank", "top_words", "sentiment_split", "anomalies", "segments"}
 )
+#: Parts of the stats document a digest never shows: neither countable (no value and
+#: previous) nor a section of its own. Jobs do not compute them for digests.
+DIGEST_OMITS = frozenset(
+    {
+        "stickiness",
+        "behaviours",
+        "hour_histogram",
+        "heatmap",
+        "funnel",
+        "churn_profile",
+        "operator_score",
+    }
+)
 #: Countable metrics where a fall is good news (coloured as such).
 LOWER_IS_BETTER = frozenset({"leaves", "removed", "leave_rate"})
 SEGMENT_NAMES: dict[str, dict[str, str]] = {

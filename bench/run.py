@@ -257,7 +257,7 @@ def bench_daily_jobs(quick: bool) -> list[Result]:
             ratio,
             "<=5",
             ratio <= 5,
-            f"{run.groups} groups, {run.posts} posts; figures+outbox {run.jobs_seconds:.2f} s; "
+            f"{run.groups} groups, {run.posts} posts; "
             f"baseline {run.baseline_seconds:.2f} s of bare posts; "
             f"warm-up {run.warm_up_seconds:.1f} s once before",
         )

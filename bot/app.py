@@ -16,7 +16,7 @@ from bot.archive import ArchivePuller, archive_lifecycle, archive_pullers
 from bot.dashboard.web import add_dashboard
 from bot.events import Event, NoticeEvent
 from bot.ingest import GroupCommitWriter
-from bot.jobs import Jobs, day_for, targets_from
+from bot.jobs import JobResult, Jobs, day_for, targets_from
 from bot.outbox import OutboxSender
 from bot.platforms import DingtalkStream, Platform, build_platforms, build_streams
 from bot.platforms.base import Clock
@@ -104,13 +104,18 @@ def build_outbound(
 
     async def run_job(job: str, fire_day: date) -> None:
         # Jobs read the database in a worker thread; the sender is woken back on the loop
-        # (an asyncio.Event must not be set from another thread).
-        future = asyncio.ensure_future(asyncio.to_thread(jobs.run, job, day_for(job, fire_day)))
+        # (an asyncio.Event must not be set from another thread) after each saved batch.
+        loop = asyncio.get_running_loop()
+
+        def wake_sender(_saved: list[int]) -> None:
+            loop.call_soon_threadsafe(sender.wake)
+
+        future = asyncio.ensure_future(
+            asyncio.to_thread(jobs.run, job, day_for(job, fire_day), on_saved=wake_sender)
+        )
         jobs.in_flight.add(future)
         future.add_done_callback(jobs.in_flight.discard)
-        result = await asyncio.shield(future)  # a cancelled caller leaves the thread running
-        if result.queued:
-            sender.wake()
+        await asyncio.shield(future)  # a cancelled caller leaves the thread running
 
     async def on_lead() -> None:
         abandoned = outbox.abandon_interrupted()  # one quick UPDATE
@@ -131,6 +136,45 @@ def build_outbound(
         on_lose=sender.stop,
     )
     return http, outbox, sender, jobs, scheduler
+
+
+async def run_and_deliver(
+    jobs: Jobs, sender: OutboxSender, job: str, day: date, chat_id: str | None = None
+) -> JobResult:
+    """Run ``job`` (``qunpulse run``) and deliver its posts, each batch as soon as it is saved.
+
+    The job runs in a worker thread; while it makes the next batch's figures (much of it in
+    SQLite and in the word cloud worker, outside the GIL) this loop sends the batches
+    already saved, so a thousand groups' run takes about the longer of the two, not their
+    sum. What may go now goes at once; back-offs are waited out once the job is done. Only
+    this run's posts are sent (posts queued earlier belong to ``serve``). If the job
+    fails, what it saved is delivered before the error is raised.
+    """
+    loop = asyncio.get_running_loop()
+    batches: asyncio.Queue[list[int] | None] = asyncio.Queue()
+
+    async def produce() -> JobResult:
+        def on_saved(ids: list[int]) -> None:
+            loop.call_soon_threadsafe(batches.put_nowait, ids)
+
+        try:
+            return await asyncio.to_thread(jobs.run, job, day, chat_id, on_saved=on_saved)
+        finally:
+            # After the thread's own batches: they were handed to the loop before it ended.
+            batches.put_nowait(None)
+
+    running = asyncio.create_task(produce())
+    queued: list[int] = []
+    try:
+        while (ids := await batches.get()) is not None:
+            queued += ids
+            while await sender.deliver_due(queued):  # a page at a time, while pages go out
+                pass
+        await sender.drain(queued)
+    except BaseException:
+        await asyncio.wait({running})  # the thread still uses the database: let it finish
+        raise
+    return await running
 
 
 def build_service(
@@ -218,6 +262,7 @@ def build_service(
         async def finish_jobs() -> None:
             if jobs.in_flight:  # a job thread still using the database: let it finish first
                 await asyncio.wait(set(jobs.in_flight))
+            await asyncio.to_thread(jobs.close)  # waits for a cloud being drawn
 
         steps = [scheduler.stop, finish_jobs, sender.stop, *(s.stop for s in streams)]
         steps += [sentiment.stop, writer.stop, dispatcher.stop]

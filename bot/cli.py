@@ -238,7 +238,7 @@ async def _run_job(
 ) -> int:
     import asyncio
 
-    from bot.app import build_outbound
+    from bot.app import build_outbound, run_and_deliver
     from bot.telemetry import Telemetry
     from storage.db import make_engine, upgrade
 
@@ -246,11 +246,10 @@ async def _run_job(
     upgrade(engine)
     http, outbox, sender, jobs, _scheduler = build_outbound(settings, engine, Telemetry(), clock)
     try:
-        result = await asyncio.to_thread(jobs.run, job, day, chat_id)
+        # Delivers what this run queues, batch by batch; posts queued earlier belong to `serve`.
+        result = await run_and_deliver(jobs, sender, job, day, chat_id)
         for note in result.notes:
             print(note, file=sys.stderr)
-        # Deliver what this run queued now; posts queued earlier belong to `serve`.
-        await sender.drain(result.queued)
         failed = 0
         for post in outbox.find(result.queued):
             print(f"{post.job} {post.group_key} {post.period_key}: {post.state}")
@@ -260,6 +259,7 @@ async def _run_job(
         print(f"{job}: {len(result.queued)} post(s) queued, {result.existing} already queued")
         return 1 if failed else 0
     finally:
+        await asyncio.to_thread(jobs.close)
         await http.aclose()
         engine.dispose()
 

@@ -1,7 +1,8 @@
 """The scheduled jobs: figures from storage, text from analytics, posts into the outbox.
 
 A job never sends anything itself: it writes posts keyed by (group, job, period) to the
-outbox, where a second run for the same key creates nothing, and wakes the sender.
+outbox, where a second run for the same key creates nothing, and tells its caller each
+batch it saved (which wakes the sender).
 
 Every job takes ``day``, a local date *inside the period the post is about*: the
 leaderboard's day, the daily digest's day, a day of the weekly digest's week (as
@@ -13,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import multiprocessing
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,12 +34,19 @@ from analytics.charts import (
     warm_word_cloud,
 )
 from analytics.periods import Period, offset_segments, resolve_period
-from analytics.posts import RenderedPost, TargetCheck, render_digest, render_leaderboard
+from analytics.posts import (
+    DIGEST_OMITS,
+    RenderedPost,
+    TargetCheck,
+    render_digest,
+    render_leaderboard,
+)
 from bot.platforms.base import Clock
 from bot.retention import run_retention
 from bot.roster_sync import pull_wecom_group_stats, sync_rosters
 from bot.senders import Target
 from bot.telemetry import Telemetry
+from bot.workers import start_cloud_worker
 from config import Settings
 from config.settings import (
     JOBS,
@@ -46,6 +57,7 @@ from config.settings import (
 )
 from handlers.alerts import AlertMonitor, operators_for, private_bot
 from handlers.stats import (
+    ALL_METRICS,
     BATCH_GROUPS,
     GroupStats,
     StatsOptions,
@@ -60,6 +72,8 @@ log = logging.getLogger(__name__)
 
 #: What the leaderboard shows: counting these alone keeps 1,000 groups' runs cheap.
 LEADERBOARD_METRICS = frozenset({"messages", "active_members", "members", "message_rank"})
+#: What a digest shows (a tenth of a digest's figures are parts it never shows).
+DIGEST_METRICS = frozenset(ALL_METRICS) - DIGEST_OMITS
 
 
 ALERTS_TARGET = "alerts.webhook"
@@ -100,47 +114,73 @@ CLOUD_PROCESS_MIN = 16
 
 
 class CloudRenderer:
-    """Draws a run's word clouds: in this thread, or in a worker process when many.
+    """Draws word clouds: in the caller's thread, or in a worker process when many.
 
     The worker (one process, ``spawn``: the caller may have threads) starts when a run may
-    draw :data:`CLOUD_PROCESS_MIN` clouds or more, before its figures, and ends with the
-    run. A broken worker is not fatal: its clouds are drawn here instead.
+    draw :data:`CLOUD_PROCESS_MIN` clouds or more (or at :meth:`start`), before its
+    figures, and then serves every later run until :meth:`close`: starting it (importing
+    wordcloud, loading fonts) costs about as much as drawing fifty clouds, so a process
+    that runs the digests every day pays it once. A broken worker is not fatal: its clouds
+    are drawn here instead, and the next run that needs it starts a new one.
     """
 
     def __init__(self, process_min: int = CLOUD_PROCESS_MIN) -> None:
         self._process_min = process_min
         self._pool: ProcessPoolExecutor | None = None
+        #: Runs in several threads (``serve``) share the worker.
+        self._lock = threading.Lock()
 
-    def __enter__(self) -> CloudRenderer:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def start(self) -> None:
+        """Start the worker now and wait until it is ready to draw."""
+        self._started().submit(os.getpid).result()
 
     def expect(self, clouds: int) -> None:
         """Up to ``clouds`` clouds will be asked for: start the worker now if worth it."""
-        if self._pool is None and clouds >= self._process_min:
-            import multiprocessing
-            import os
+        if clouds >= self._process_min:
+            self._started()
 
-            log.info("word clouds: up to %d to draw, starting a worker process", clouds)
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=warm_word_cloud,
-            )
-            self._pool.submit(os.getpid)  # the process starts with its first task
+    def close(self) -> None:
+        """Stop the worker (after the cloud it is drawing); a later run starts a new one."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _started(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is not None:
+                try:
+                    self._pool.submit(os.getpid)  # refused if the worker died since
+                except BrokenProcessPool:
+                    log.warning("word cloud worker is gone; starting a new one")
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = None
+            if self._pool is None:
+                log.info("word clouds: starting a worker process")
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=start_cloud_worker,
+                )
+                self._pool.submit(os.getpid)  # the process starts with its first task
+            return self._pool
+
+    def _forget(self, pool: ProcessPoolExecutor) -> None:
+        """``pool`` broke: drop it (if still ours) so that the next run starts a new one."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def render(self, words: dict[str, int]) -> Future[bytes]:
         """The PNG of ``words``, now or later."""
-        if self._pool is not None:
+        pool = self._pool
+        if pool is not None:
             try:
-                return self._pool.submit(render_word_cloud, words)
+                return pool.submit(render_word_cloud, words)
             except (BrokenProcessPool, RuntimeError):
                 log.warning("word cloud worker is gone; drawing the clouds here")
-                self._pool = None
+                self._forget(pool)
         done: Future[bytes] = Future()
         try:
             done.set_result(render_word_cloud(words))
@@ -277,7 +317,6 @@ class Jobs:
         engine: Engine,
         outbox: Outbox,
         clock: Clock,
-        on_queued: Callable[[], None] = lambda: None,
         telemetry: Telemetry | None = None,
         *,
         cloud_process_min: int = CLOUD_PROCESS_MIN,
@@ -287,7 +326,8 @@ class Jobs:
         self._engine = engine
         self._outbox = outbox
         self._clock = clock
-        self._on_queued = on_queued
+        #: Kept from run to run (and started by :meth:`warm_up`) until :meth:`close`.
+        self._clouds = CloudRenderer(cloud_process_min)
         self._cloud_process_min = cloud_process_min
         self._resolve = targets_from(settings)
         self._options = StatsOptions.from_settings(settings)
@@ -307,8 +347,10 @@ class Jobs:
     def warm_up(self) -> None:
         """Load what the first digest would otherwise load while it runs (about 2 s).
 
-        jieba's dictionary and IDF table, and wordcloud with its fonts. A process that
-        runs jobs for many groups pays this once; ``serve`` can call it at start.
+        jieba's dictionary and IDF table, wordcloud with its fonts, the word cloud worker
+        (when the configured WeCom groups are enough to start one) and the statements the
+        figures need. A process that runs jobs for many groups pays this once; ``serve``
+        can call it at start.
         """
         from collections import Counter
 
@@ -318,9 +360,43 @@ class Jobs:
         segmenter(opts.text_config())  # for texts the background scorer has not cut yet
         keywords(Counter({"活动": 1}), 1, opts.cache_dir)
         warm_word_cloud()
+        wecom = sum(1 for group in self._settings.groups if group.platform == "wecom")
+        if wecom >= self._cloud_process_min:
+            self._clouds.start()
+        self._first_figures()
 
-    def run(self, job: str, day: date, chat_id: str | None = None) -> JobResult:
+    def _first_figures(self) -> None:
+        """Yesterday's figures of one configured group, thrown away.
+
+        The first figures a process makes cost several times the next ones (about 0.5 s
+        more for a digest: SQLAlchemy builds and compiles each of some sixty statements once
+        and then reuses them, whatever the groups and the period); one group pays it here.
+        """
+        found = find_groups(self._engine, [(g.platform, g.chat_id) for g in self._settings.groups])
+        if not found:
+            return
+        record = next(iter(found.values()))
+        zone = self._settings.zone
+        period = resolve_period("day", self._clock().astimezone(zone).date(), zone).previous()
+        for wanted in (LEADERBOARD_METRICS, DIGEST_METRICS):
+            collect_stats_many(self._engine, [record], period, options=self._options, wanted=wanted)
+
+    def close(self) -> None:
+        """Stop the word cloud worker, if one was started (after any cloud it is drawing)."""
+        self._clouds.close()
+
+    def run(
+        self,
+        job: str,
+        day: date,
+        chat_id: str | None = None,
+        *,
+        on_saved: Callable[[list[int]], None] = lambda _: None,
+    ) -> JobResult:
         """Run ``job`` for the period containing ``day`` (optionally one group only).
+
+        ``on_saved`` gets the ids of each batch of new posts as soon as they are in the
+        outbox (on this thread), so that they can go out while later batches are made.
 
         Raises:
             ValueError: ``job`` is not a known job name.
@@ -332,7 +408,7 @@ class Jobs:
             result.queued += self.alerts.scan()
             result.notes.append(f"alert_scan: {len(result.queued)} post(s) queued")
             if result.queued:
-                self._on_queued()
+                on_saved(list(result.queued))
             return result
         if job == "retention":
             expired = run_retention(self._engine, self._settings, self._clock(), self._telemetry)
@@ -371,37 +447,51 @@ class Jobs:
             for group, record in present
             if (found := self._target(job, group, result)) is not None
         ]
-        with CloudRenderer(self._cloud_process_min) as clouds:
-            if job != "leaderboard":
-                # Each WeCom digest may bring a word cloud: a worker process drawing them
-                # starts now, so that it is ready when the first batch's figures are.
-                clouds.expect(sum(1 for *_, resolved in posting if resolved.platform == "wecom"))
-            # A batch's figures come from one pass of queries over all its groups.
-            for start in range(0, len(posting), BATCH_GROUPS):
-                batch = posting[start : start + BATCH_GROUPS]
-                if job == "leaderboard":
-                    self._leaderboards(batch, day, result)
-                else:
-                    self._digests(batch, day, job, result, clouds)
-                self._save(result)
-            pngs = clouds.finish([(cloud.png, cloud.words) for cloud in result.clouds])
-            for cloud, png in zip(result.clouds, pngs, strict=True):
-                image = base64.b64encode(png).decode("ascii")
-                self._queue(
-                    cloud.group,
-                    cloud.job,
-                    cloud.period,
-                    cloud.target,
-                    cloud.platform,
-                    RenderedPost(cloud.title, image),
-                    result,
-                    "image",
-                )
-            result.clouds.clear()
-            self._save(result)
-        if result.queued:
-            self._on_queued()
+        clouds = self._clouds
+        if job != "leaderboard":
+            # Each WeCom digest may bring a word cloud: a worker process drawing them
+            # starts now, so that it is ready when the first batch's figures are.
+            clouds.expect(sum(1 for *_, resolved in posting if resolved.platform == "wecom"))
+        # A batch's figures come from one pass of queries over all its groups.
+        for start in range(0, len(posting), BATCH_GROUPS):
+            batch = posting[start : start + BATCH_GROUPS]
+            if job == "leaderboard":
+                self._leaderboards(batch, day, result)
+            else:
+                self._digests(batch, day, job, result, clouds)
+                self._queue_clouds(result, clouds, every=False)
+            self._save(result, on_saved)
+        self._queue_clouds(result, clouds, every=True)
+        self._save(result, on_saved)
         return result
+
+    def _queue_clouds(self, result: JobResult, clouds: CloudRenderer, *, every: bool) -> None:
+        """Queue the word clouds drawn by now, or (``every``) all of them once drawn.
+
+        Clouds go out with the batches that follow theirs instead of all after the run. A
+        cloud is queued with or after its digest, so it goes after it.
+        """
+        ready: list[_Cloud] = []
+        waiting: list[_Cloud] = []
+        for cloud in result.clouds:
+            (ready if every or cloud.png.done() else waiting).append(cloud)
+        result.clouds = waiting
+        if every:
+            pngs = clouds.finish([(cloud.png, cloud.words) for cloud in ready])
+        else:
+            pngs = [clouds.result(cloud.png, cloud.words) for cloud in ready]
+        for cloud, png in zip(ready, pngs, strict=True):
+            image = base64.b64encode(png).decode("ascii")
+            self._queue(
+                cloud.group,
+                cloud.job,
+                cloud.period,
+                cloud.target,
+                cloud.platform,
+                RenderedPost(cloud.title, image),
+                result,
+                "image",
+            )
 
     def leaderboard_post(
         self,
@@ -507,6 +597,7 @@ class Jobs:
             [record for _, record, _, _ in batch],
             period,
             options=self._options,
+            wanted=DIGEST_METRICS,
         )
         failed = self._failures(period)
         for group, record, target, resolved in batch:
@@ -567,7 +658,9 @@ class Jobs:
         A batch passes the group's ``stats`` and ``failures`` it already has.
         """
         if stats is None:
-            stats = collect_stats(self._engine, record, period, options=self._options)
+            stats = collect_stats(
+                self._engine, record, period, options=self._options, wanted=DIGEST_METRICS
+            )
         if failures is None:
             key = group_key(group)
             failures = self._failures(period, key).get(key, [])
@@ -634,9 +727,10 @@ class Jobs:
             )
         )
 
-    def _save(self, result: JobResult) -> None:
-        """Write the posts made so far to the outbox, in one transaction."""
+    def _save(self, result: JobResult, on_saved: Callable[[list[int]], None]) -> None:
+        """Write the posts made so far to the outbox, in one transaction; tell ``on_saved``."""
         posts, result.unsaved = result.unsaved, []
+        saved: list[int] = []
         for post, new_id in zip(posts, self._outbox.add_many(posts, self._clock()), strict=True):
             if new_id is None:
                 result.existing += 1
@@ -644,7 +738,10 @@ class Jobs:
                     f"{post.group_key}: {post.job} for {post.period_key} was already queued"
                 )
             else:
-                result.queued.append(new_id)
+                saved.append(new_id)
+        result.queued += saved
+        if saved:
+            on_saved(saved)
 
 
 def _named(document: dict[str, Any], group: GroupSettings) -> dict[str, Any]:

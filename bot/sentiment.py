@@ -30,8 +30,6 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-import multiprocessing.connection
-import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable
@@ -45,6 +43,7 @@ from sqlalchemy import Engine, bindparam, or_, select, update
 
 from analytics.sentiment import score
 from analytics.text import TextConfig, segmenter
+from bot.workers import exit_with_parent
 from config import Settings
 from handlers.stats import StatsOptions
 from storage.models import Message
@@ -312,11 +311,7 @@ def _start_scorer() -> None:
     # every process of the service: the server stops this one in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(
-            target=_exit_with, args=(parent.sentinel,), name="parent-watch", daemon=True
-        ).start()
+    exit_with_parent()
     score("模型加载一次", 1)  # SnowNLP's model, once, before the first batch
 
 
@@ -348,9 +343,3 @@ def _score_next(
 
 def _ready() -> bool:
     return True
-
-
-def _exit_with(sentinel: int) -> None:
-    """Leave at once when the server is gone (killed: it could not stop us in order)."""
-    multiprocessing.connection.wait([sentinel])
-    os._exit(0)

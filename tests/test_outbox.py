@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, update
 
-from bot.app import build_outbound
+from bot.app import build_outbound, run_and_deliver
 from bot.events import Chat, ChatId, MessageEvent, Person, UserId
 from bot.jobs import Jobs
 from bot.outbox import OutboxSender
@@ -175,6 +175,19 @@ async def test_a_job_run_twice_posts_once(world: World) -> None:
     assert 'qunpulse_posts_sent_total{job="leaderboard",platform="wecom"} 1.0' in metrics
     assert "qunpulse_outbox_queue_depth 0.0" in metrics
     assert outbox.counts()["sent"] == 3
+
+
+async def test_run_and_deliver_sends_its_own_posts_batch_by_batch(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.jobs.BATCH_GROUPS", 1)  # one group a batch: three batches
+    outbox, sender, jobs, _, _ = world.process()
+    earlier = jobs.run("leaderboard", DAY).queued  # queued by `serve`: not this run's to send
+    result = await run_and_deliver(jobs, sender, "daily_digest", DAY)
+    assert len(result.queued) == 4  # three digests and the WeCom group's word cloud
+    assert {p.state for p in outbox.find(result.queued)} == {"sent"}
+    assert {p.state for p in outbox.find(earlier)} == {"pending"}
+    assert [len(world.hooks.accepted[p]) for p in ("wecom", "dingtalk", "feishu")] == [2, 1, 1]
 
 
 async def test_a_post_written_before_a_crash_is_sent_once_after_restart(world: World) -> None:

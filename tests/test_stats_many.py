@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -275,3 +275,139 @@ def test_batched_jobs_post_what_one_group_at_a_time_would(
         else:
             assert (key, "daily_digest_words") not in posts
     assert clouds >= 1
+
+
+def test_a_run_hands_over_each_batch_as_soon_as_it_is_saved(
+    community: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage.outbox import Outbox
+
+    monkeypatch.setattr("bot.jobs.BATCH_GROUPS", 1)  # one group a batch
+    jobs, settings = _jobs(community, database_url, cloud_process_min=1000)
+    handed: list[tuple[list[int], set[int]]] = []
+
+    def on_saved(ids: list[int]) -> None:
+        handed.append((ids, {p.id for p in Outbox(community).list(limit=1000)}))
+
+    result = jobs.run("daily_digest", LAST_DAY, on_saved=on_saved)
+    # One hand-over a group (a cloud, drawn here at once, with its digest); each holds
+    # what the outbox just got.
+    assert len(handed) == len(settings.groups)
+    seen: set[int] = set()
+    for ids, in_outbox in handed:
+        assert in_outbox == seen | set(ids)
+        seen |= set(ids)
+    assert [i for ids, _ in handed for i in ids] == result.queued
+
+
+def test_the_cloud_worker_serves_every_run_until_closed(
+    community: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from storage.outbox import Outbox
+
+    others = _workers()  # other tests' processes (the scorer)
+    jobs, _ = _jobs(community, database_url, cloud_process_min=1)
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.jobs"):
+            jobs.warm_up()  # starts the worker: a WeCom group may bring a cloud
+            assert len(_workers(others)) == 1
+            assert Outbox(community).list() == []  # figures made to warm up, never posted
+            for day in (LAST_DAY, LAST_DAY - timedelta(days=1)):
+                jobs.run("daily_digest", day)
+        assert caplog.text.count("starting a worker process") == 1
+    finally:
+        jobs.close()
+    assert _workers(others) == []
+    posts = Outbox(community).list(limit=1000)
+    clouds = [p for p in posts if p.msg_type == "image"]
+    assert {p.period_key for p in clouds} == {
+        LAST_DAY.isoformat(),
+        (LAST_DAY - timedelta(days=1)).isoformat(),
+    }
+    digests = {(p.group_key, p.period_key): p.id for p in posts if p.job == "daily_digest"}
+    assert all(digests[c.group_key, c.period_key] < c.id for c in clouds)  # queued after
+
+
+def test_a_killed_cloud_worker_is_replaced_and_no_cloud_is_lost(
+    community: Engine, database_url: str
+) -> None:
+    from analytics.charts import render_word_cloud, top_words_counts
+    from storage.outbox import Outbox
+
+    others = _workers()  # other tests' processes (the scorer)
+    jobs, settings = _jobs(community, database_url, cloud_process_min=1)
+    try:
+        jobs.warm_up()
+        (killed,) = _workers(others)
+        killed.kill()
+        killed.join()
+        # Drawn here if the run does not know yet; by the next run a new worker draws.
+        for day in (LAST_DAY, LAST_DAY - timedelta(days=1)):
+            jobs.run("daily_digest", day)
+        (worker,) = _workers(others)
+        assert worker.pid != killed.pid
+    finally:
+        jobs.close()
+    assert _workers(others) == []
+    posts = {
+        (p.group_key, p.job): p
+        for p in Outbox(community).list(limit=1000)
+        if p.period_key == LAST_DAY.isoformat()
+    }
+    period = resolve_period("day", LAST_DAY, ZONE)
+    clouds = 0
+    for group in settings.groups:
+        key = f"{group.platform}:{group.chat_id}"
+        record = next(r for r in list_groups(community) if f"{r.platform}:{r.chat_id}" == key)
+        _, figures = jobs.digest_post(group, record, period, "daily", group.platform)
+        words = top_words_counts(figures.get("top_words"))
+        if group.platform == "wecom" and words:
+            clouds += 1
+            drawn = base64.b64decode(posts[key, "daily_digest_words"].body)
+            assert drawn == render_word_cloud(words)
+    assert clouds >= 1
+
+
+@pytest.mark.parametrize("kind", ["daily", "weekly"])
+def test_a_digest_shows_nothing_of_what_jobs_leave_out(community: Engine, kind: str) -> None:
+    from analytics.posts import DIGEST_OMITS, Flavour, render_digest
+
+    period = resolve_period("day" if kind == "daily" else "week", LAST_DAY, ZONE)
+    for stats in collect_stats_many(community, list_groups(community), period).values():
+        document = stats.to_json()
+        assert set(document) >= DIGEST_OMITS  # each of them is there, and not shown
+        shown = {k: v for k, v in document.items() if k not in DIGEST_OMITS}
+        flavours: tuple[Flavour, ...] = ("wecom", "dingtalk", "feishu")
+        for flavour in flavours:
+            options: dict[str, Any] = {"kind": kind, "locale": "zh_CN", "flavour": flavour}
+            assert render_digest(shown, **options) == render_digest(document, **options)
+
+
+def test_the_cloud_worker_ignores_ctrl_c_and_leaves_when_closed() -> None:
+    import os
+    import signal
+    import time as clock
+
+    from analytics.charts import render_word_cloud
+    from bot.jobs import CloudRenderer
+
+    others = _workers()  # other tests' processes (the scorer)
+    clouds = CloudRenderer(process_min=1)
+    try:
+        clouds.start()
+        (worker,) = _workers(others)
+        os.kill(worker.pid or 0, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        clock.sleep(0.3)
+        assert worker.is_alive()
+        words = {"活动": 5, "课程": 3}
+        assert clouds.render(words).result() == render_word_cloud(words)
+    finally:
+        clouds.close()
+    assert _workers(others) == []
+
+
+def _workers(others: Sequence[Any] = ()) -> list[Any]:
+    """This process's child processes, but ``others``."""
+    import multiprocessing
+
+    return [p for p in multiprocessing.active_children() if p not in others]
