@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -111,6 +112,8 @@ _Posting = tuple[GroupSettings, GroupRecord, str, Target]
 #: A run that may draw at least this many word clouds draws them in one worker process,
 #: beside the figures and posts of the other groups (a cloud is 10-40 ms of CPU).
 CLOUD_PROCESS_MIN = 16
+#: Seconds the word cloud worker waits for another run before it stops.
+CLOUD_IDLE_SECONDS = 600.0
 
 
 class CloudRenderer:
@@ -118,21 +121,62 @@ class CloudRenderer:
 
     The worker (one process, ``spawn``: the caller may have threads) starts when a run may
     draw :data:`CLOUD_PROCESS_MIN` clouds or more (or at :meth:`start`), before its
-    figures, and then serves every later run until :meth:`close`: starting it (importing
-    wordcloud, loading fonts) costs about as much as drawing fifty clouds, so a process
-    that runs the digests every day pays it once. A broken worker is not fatal: its clouds
-    are drawn here instead, and the next run that needs it starts a new one.
+    figures, and then serves the runs that follow (starting it, importing wordcloud and
+    loading fonts, costs about as much as drawing fifty clouds) until it has been idle
+    for ``idle_seconds`` or :meth:`close`: it holds some 200 MB of its own, which `serve`
+    should not keep from one day's digests to the next. A broken worker is not fatal: its
+    clouds are drawn here instead, and the next run that needs it starts a new one.
     """
 
-    def __init__(self, process_min: int = CLOUD_PROCESS_MIN) -> None:
+    def __init__(
+        self, process_min: int = CLOUD_PROCESS_MIN, idle_seconds: float = CLOUD_IDLE_SECONDS
+    ) -> None:
         self._process_min = process_min
+        self._idle_seconds = idle_seconds
         self._pool: ProcessPoolExecutor | None = None
         #: Runs in several threads (``serve``) share the worker.
         self._lock = threading.Lock()
+        #: Runs using the worker now (:meth:`in_use`), and the timer that stops it idle.
+        self._users = 0
+        self._idle: threading.Timer | None = None
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[CloudRenderer]:
+        """Keep the worker (if any) for a run; once no run uses it, its idle time starts."""
+        with self._lock:
+            self._users += 1
+            self._stop_idle_timer()
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._pool is not None:
+                    self._idle = threading.Timer(
+                        self._idle_seconds, self._close_idle, args=(self._pool,)
+                    )
+                    self._idle.daemon = True
+                    self._idle.start()
+
+    def _stop_idle_timer(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _close_idle(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is not pool or self._users:
+                return  # replaced, or in use again since the timer started
+            self._pool, self._idle = None, None
+        log.info(
+            "word clouds: the worker process was idle for %.0f s; stopping it", self._idle_seconds
+        )
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def start(self) -> None:
-        """Start the worker now and wait until it is ready to draw."""
-        self._started().submit(os.getpid).result()
+        """Start the worker now and wait until it is ready to draw (its idle time starts)."""
+        with self.in_use():
+            self._started().submit(os.getpid).result()
 
     def expect(self, clouds: int) -> None:
         """Up to ``clouds`` clouds will be asked for: start the worker now if worth it."""
@@ -142,12 +186,14 @@ class CloudRenderer:
     def close(self) -> None:
         """Stop the worker (after the cloud it is drawing); a later run starts a new one."""
         with self._lock:
+            self._stop_idle_timer()
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _started(self) -> ProcessPoolExecutor:
         with self._lock:
+            self._stop_idle_timer()
             if self._pool is not None:
                 try:
                     self._pool.submit(os.getpid)  # refused if the worker died since
@@ -447,22 +493,22 @@ class Jobs:
             for group, record in present
             if (found := self._target(job, group, result)) is not None
         ]
-        clouds = self._clouds
-        if job != "leaderboard":
-            # Each WeCom digest may bring a word cloud: a worker process drawing them
-            # starts now, so that it is ready when the first batch's figures are.
-            clouds.expect(sum(1 for *_, resolved in posting if resolved.platform == "wecom"))
-        # A batch's figures come from one pass of queries over all its groups.
-        for start in range(0, len(posting), BATCH_GROUPS):
-            batch = posting[start : start + BATCH_GROUPS]
-            if job == "leaderboard":
-                self._leaderboards(batch, day, result)
-            else:
-                self._digests(batch, day, job, result, clouds)
-                self._queue_clouds(result, clouds, every=False)
+        with self._clouds.in_use() as clouds:
+            if job != "leaderboard":
+                # Each WeCom digest may bring a word cloud: a worker process drawing them
+                # starts now, so that it is ready when the first batch's figures are.
+                clouds.expect(sum(1 for *_, resolved in posting if resolved.platform == "wecom"))
+            # A batch's figures come from one pass of queries over all its groups.
+            for start in range(0, len(posting), BATCH_GROUPS):
+                batch = posting[start : start + BATCH_GROUPS]
+                if job == "leaderboard":
+                    self._leaderboards(batch, day, result)
+                else:
+                    self._digests(batch, day, job, result, clouds)
+                    self._queue_clouds(result, clouds, every=False)
+                self._save(result, on_saved)
+            self._queue_clouds(result, clouds, every=True)
             self._save(result, on_saved)
-        self._queue_clouds(result, clouds, every=True)
-        self._save(result, on_saved)
         return result
 
     def _queue_clouds(self, result: JobResult, clouds: CloudRenderer, *, every: bool) -> None:

@@ -406,6 +406,33 @@ def test_the_cloud_worker_ignores_ctrl_c_and_leaves_when_closed() -> None:
     assert _workers(others) == []
 
 
+def test_the_cloud_worker_stops_when_no_run_used_it_for_a_while() -> None:
+    """`serve` must not hold the worker's memory from one day's digests to the next."""
+    import time as clock
+
+    from bot.jobs import CloudRenderer
+
+    others = _workers()  # other tests' processes (the scorer)
+    clouds = CloudRenderer(process_min=1, idle_seconds=0.5)
+    try:
+        clouds.start()
+        with clouds.in_use():
+            (worker,) = _workers(others)
+            clock.sleep(1.0)  # a long run keeps it
+            assert clouds.render({"活动": 5}).result()
+            assert worker.is_alive()
+        with clouds.in_use():
+            clouds.expect(1)  # the next run within the idle time has the same worker
+            assert _workers(others) == [worker]
+        deadline = clock.monotonic() + 10
+        while worker.is_alive() and clock.monotonic() < deadline:
+            clock.sleep(0.1)
+        assert not worker.is_alive()
+        assert _workers(others) == []
+    finally:
+        clouds.close()
+
+
 def _workers(others: Sequence[Any] = ()) -> list[Any]:
     """This process's child processes, but ``others``."""
     import multiprocessing
