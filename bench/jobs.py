@@ -4,9 +4,12 @@ Every group has its own robot webhook on a local double (``bench/webhook_double.
 separate process answering at once), so the per-robot rate limit never waits. The jobs
 run as ``qunpulse run`` runs them (:func:`bot.app.run_and_deliver`: figures from the
 database, posts into the outbox, each batch sent while the next is made), after
-:meth:`bot.jobs.Jobs.warm_up` (jieba's dictionary, wordcloud and the word cloud worker,
-loaded once per process: timed apart). The baseline posts the same bodies to the same URLs with a bare ``httpx``
-client, one after the other as the sender does; the best of three passes counts.
+:meth:`bot.jobs.Jobs.warm_up` (jieba's dictionary, wordcloud, the word cloud worker and
+the first compilation of the figures' statements: timed apart, shown in the note). Of
+these, `serve` pays the worker's start (≈ 0.8 s, beside the first figures) again on each
+day's digest run, since the worker stops after ten idle minutes. The baseline posts the
+same bodies to the same URLs with a bare ``httpx`` client, one after the other as the
+sender does; the best of three passes counts.
 """
 
 from __future__ import annotations
@@ -125,8 +128,8 @@ def bench_jobs(groups: int) -> JobsRun:
             async def run_jobs() -> tuple[float, int, float]:
                 http, outbox, sender, jobs, _ = build_outbound(settings, engine, Telemetry(), clock)
                 try:
-                    # jieba's dictionary, wordcloud and its worker process load once per
-                    # process, as in `serve`: measured apart, not in the per-group figure.
+                    # One-off costs of a process (see the module's docstring): measured
+                    # apart, not in the per-group figure.
                     warming = time.perf_counter()
                     jobs.warm_up()
                     warm = time.perf_counter() - warming
