@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -108,7 +109,9 @@ def build_outbound(
         loop = asyncio.get_running_loop()
 
         def wake_sender(_saved: list[int]) -> None:
-            loop.call_soon_threadsafe(sender.wake)
+            # A loop closed under a job (a shutdown that did not wait) has nobody to wake.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(sender.wake)
 
         future = asyncio.ensure_future(
             asyncio.to_thread(jobs.run, job, day_for(job, fire_day), on_saved=wake_sender)

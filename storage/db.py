@@ -103,6 +103,11 @@ def _create_at_head(engine: Engine) -> None:
         PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
     )
     with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            # Python's sqlite3 opens a transaction before DML only: without this, an
+            # interrupted start would leave tables without a revision, which Alembic
+            # then fails to create again.
+            connection.exec_driver_sql("BEGIN")
         SQLModel.metadata.create_all(connection)
         version.create(connection)
         connection.execute(version.insert().values(version_num=HEAD))

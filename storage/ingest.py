@@ -115,8 +115,10 @@ class EventStore:
         #: The WAL checkpoint running beside it, if any (:meth:`_checkpoint_aside`).
         self._checkpoint: asyncio.Future[None] | None = None
         self._checkpointed_at = time.monotonic()
-        #: PostgreSQL: the event loop's own autocommit connection (:meth:`_store_postgresql`).
+        #: PostgreSQL: the event loop's own autocommit connection (:meth:`_store_postgresql`),
+        #: and when to try opening it again after it could not be opened.
         self._autocommit: AsyncConnection[Any] | None = None
+        self._autocommit_retry_at = 0.0
 
     def forget_cached_ids(self) -> None:
         """Drop cached ids (after rows were deleted, e.g. a member purged)."""
@@ -187,34 +189,45 @@ class EventStore:
 
             try:
                 connection = await self._autocommit_connection()
-                cursor = await connection.execute(
-                    statement.sql, statement.parameters(plan), prepare=True
-                )
-                returned = await cursor.fetchall()
+                if connection is not None:
+                    cursor = await connection.execute(
+                        statement.sql, statement.parameters(plan), prepare=True
+                    )
+                    return _flags(batches, statement.learn(await cursor.fetchall(), self._caches))
             except psycopg.IntegrityError:
                 log.info("a cached id is gone (a member purged?); storing from the database")
                 self.forget_cached_ids()
-            except psycopg.Error:
-                log.warning(
-                    "the one-statement write failed; storing in a transaction", exc_info=True
-                )
-                await self._close_autocommit()
-            else:
-                return _flags(batches, statement.learn(returned, self._caches))
+            except psycopg.Error as error:
+                log.warning("the one-statement write failed (%s); storing in a transaction", error)
+                if isinstance(error, psycopg.OperationalError) or self._autocommit_broken():
+                    await self._close_autocommit()
         return await asyncio.to_thread(self.store, batches)
 
-    async def _autocommit_connection(self) -> AsyncConnection[Any]:
-        if self._autocommit is None or self._autocommit.closed:
-            from psycopg import AsyncConnection
+    async def _autocommit_connection(self) -> AsyncConnection[Any] | None:
+        """The loop's own connection; ``None`` for a minute after it could not be opened
+        (too many connections, say), rather than a failed attempt before every batch."""
+        if self._autocommit is not None and not self._autocommit.closed:
+            return self._autocommit
+        if time.monotonic() < self._autocommit_retry_at:
+            return None
+        from psycopg import AsyncConnection
 
-            url = self._engine.url.set(drivername="postgresql")
+        # Exactly what the engine's pool connects with (hosts, ports, password, adapters).
+        _, parameters = self._engine.dialect.create_connect_args(self._engine.url)
+        try:
             self._autocommit = await AsyncConnection.connect(
-                url.render_as_string(hide_password=False),
+                **parameters,
                 autocommit=True,
                 # Names it in pg_stat_activity, for operators (and the tests).
                 application_name="qunpulse-ingest",
             )
+        except Exception:
+            self._autocommit_retry_at = time.monotonic() + 60.0
+            raise
         return self._autocommit
+
+    def _autocommit_broken(self) -> bool:
+        return self._autocommit is not None and self._autocommit.broken
 
     async def _close_autocommit(self) -> None:
         if self._autocommit is not None:
@@ -794,7 +807,9 @@ class _StoreMessages:
     alone in autocommit mode the statement is its own transaction: one round trip where
     the general path takes six to eight (the pool's ping, ``BEGIN``, the statements,
     ``COMMIT``). It returns, as ``(kind, …)`` rows, what the caches learn: the new
-    claims, the upserted members and the first sightings as stored.
+    claims, the upserted members and the first sightings as stored. Members and
+    sightings are upserted in key order, so that two servers writing the same rows take
+    their locks in the same order (no deadlock).
 
     Args:
         dialect: a PostgreSQL dialect.
@@ -853,6 +868,7 @@ class _StoreMessages:
     FROM stored AS s JOIN incoming AS m USING (platform, platform_msg_id)
     WHERE m.note_seen
     GROUP BY s.group_id, s.member_id
+    ORDER BY s.group_id, s.member_id
     ON CONFLICT (group_id, member_id) DO UPDATE SET first_seen_at = CASE
         WHEN excluded.first_seen_at < group_member.first_seen_at
         THEN excluded.first_seen_at ELSE group_member.first_seen_at END

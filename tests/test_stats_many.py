@@ -413,12 +413,12 @@ def test_the_cloud_worker_stops_when_no_run_used_it_for_a_while() -> None:
     from bot.jobs import CloudRenderer
 
     others = _workers()  # other tests' processes (the scorer)
-    clouds = CloudRenderer(process_min=1, idle_seconds=0.5)
+    clouds = CloudRenderer(process_min=1, idle_seconds=2.0)
     try:
         clouds.start()
         with clouds.in_use():
             (worker,) = _workers(others)
-            clock.sleep(1.0)  # a long run keeps it
+            clock.sleep(3.0)  # a long run keeps it
             assert clouds.render({"活动": 5}).result()
             assert worker.is_alive()
         with clouds.in_use():

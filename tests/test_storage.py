@@ -181,6 +181,35 @@ def test_a_new_database_is_created_without_loading_alembic(database_url: str) ->
         engine.dispose()
 
 
+def test_a_first_start_cut_short_leaves_the_database_empty(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: on SQLite the tables were created outside the transaction, so a start
+    stopped before the revision was written left tables that no later start could
+    create again."""
+
+    class Stopped(Exception):
+        pass
+
+    create_all = SQLModel.metadata.create_all
+
+    def create_then_stop(*args: Any, **kwargs: Any) -> None:
+        create_all(*args, **kwargs)
+        raise Stopped
+
+    engine = make_engine(database_url)
+    try:
+        monkeypatch.setattr(SQLModel.metadata, "create_all", create_then_stop)
+        with pytest.raises(Stopped):
+            upgrade(engine)
+        monkeypatch.undo()
+        assert inspect(engine).get_table_names() == []
+        upgrade(engine)
+        assert current_revision(engine) == HEAD
+    finally:
+        engine.dispose()
+
+
 def test_a_database_with_tables_but_no_revision_is_left_to_alembic(engine: Engine) -> None:
     # Not empty: whatever made it, creating tables over it could only fail or half-work.
     with engine.begin() as connection:
@@ -302,7 +331,9 @@ def _ingest_statement(engine: Engine) -> str | None:
         ).scalar()
 
 
-async def test_a_warm_writer_stores_what_a_cold_one_stores(engine: Engine) -> None:
+async def test_a_warm_writer_stores_what_a_cold_one_stores(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     """Once its groups are known, a batch of messages goes to PostgreSQL as one
     statement: new, redelivered, repeated, private and command messages, new members and
     renamed ones come out as the general path stores them."""
@@ -329,6 +360,7 @@ async def test_a_warm_writer_stores_what_a_cold_one_stores(engine: Engine) -> No
     )
     if engine.dialect.name == "postgresql":
         assert (_ingest_statement(engine) or "").startswith("WITH claimed AS")
+    assert [r.getMessage() for r in caplog.records if r.name == "storage.ingest"] == []
     await store.aclose()
 
     assert [s.new for batch in results for s in batch] == [True, False, True, False] + [True] * 4
