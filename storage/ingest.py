@@ -488,11 +488,15 @@ class _Writer:
     def _resolve_members(self, people: Iterable[tuple[PlatformName, Person]]) -> None:
         """Upsert every member the cache does not know (or knows under an older name).
 
-        One multi-row statement for the whole batch; the newest name wins.
+        One multi-row statement for the whole batch; the newest name given wins (an event
+        without a name, as WeCom's callbacks send them, keeps the name known).
         """
-        wanted: dict[MemberKey, Person] = {}
+        newest: dict[MemberKey, Person] = {}
         for platform, person in people:
-            key = (platform, person.user_id)
+            if person.name is not None or (platform, person.user_id) not in newest:
+                newest[platform, person.user_id] = person
+        wanted: dict[MemberKey, Person] = {}
+        for key, person in newest.items():
             cached = self.overlay.members.get(key) or self.committed.members.get(key)
             if cached is None or not _member_is_current(cached, person):
                 wanted[key] = person
@@ -533,8 +537,9 @@ class _MessagesPlan:
 
     #: One per event key (its first event), in :data:`_CLAIM_COLUMNS` order.
     claims: list[tuple[Any, ...]]
-    #: Senders the caches do not know (or know under another name), one per event:
-    #: :data:`_MEMBER_COLUMNS`, then the event's key and position (the newest name wins).
+    #: Senders the caches do not know (or know under another name), one row per event:
+    #: :data:`_MEMBER_COLUMNS`, then the event's key and position (the newest name given
+    #: wins).
     people: list[tuple[Any, ...]]
     #: Group messages, one per event key: :data:`_MESSAGE_COLUMNS` (``member_id`` is
     #: ``None`` for a sender not cached yet), then the event's key, the sender's user id
@@ -553,6 +558,9 @@ def _messages_plan(
     """
     plan = _MessagesPlan([], [], [])
     claimed: set[tuple[str, str]] = set()
+    #: Each sender's rows for the members upsert, and the senders any of them is news of.
+    people: dict[MemberKey, list[tuple[Any, ...]]] = {}
+    news: set[MemberKey] = set()
     for position, event in enumerate(event for batch in batches for event in batch):
         if not isinstance(event, MessageEvent):
             return None
@@ -563,9 +571,10 @@ def _messages_plan(
         plan.claims.append((*key, event.bot_id, now))
         sender = event.sender
         member = caches.members.get((event.platform, sender.user_id))
+        person = (event.platform, sender.user_id, sender.name, False, sender.is_bot, now)
+        people.setdefault(person[:2], []).append((*person, event.dedupe_key, position))
         if member is None or not _member_is_current(member, sender):
-            person = (event.platform, sender.user_id, sender.name, False, sender.is_bot, now)
-            plan.people.append((*person, event.dedupe_key, position))
+            news.add(person[:2])
         if event.chat.chat_type != "group":
             continue  # claimed, not stored: see _Writer._store_messages
         group = caches.groups.get((event.platform, event.chat.chat_id))
@@ -588,6 +597,9 @@ def _messages_plan(
                 first_seen is None or first_seen > event.sent_at,
             )
         )
+    # A sender the cache knows as it is in every event needs no row; any other sender
+    # gets one per event, and the statement upserts the newest name of a new event.
+    plan.people = [row for sender in news for row in people[sender]]
     return plan
 
 
@@ -847,7 +859,7 @@ class _StoreMessages:
     SELECT DISTINCT ON (platform, user_id) {members}
     FROM {self.people.unnest} AS p ({members}, event_key, position)
     JOIN claimed USING (platform, event_key)
-    ORDER BY platform, user_id, position DESC
+    ORDER BY platform, user_id, display_name IS NULL, position DESC
     ON CONFLICT (platform, user_id) DO UPDATE
     SET display_name = coalesce(excluded.display_name, member.display_name)
     RETURNING id, platform, user_id, display_name

@@ -391,6 +391,40 @@ async def test_a_warm_writer_stores_what_a_cold_one_stores(
     ]
 
 
+@pytest.mark.parametrize("writer", ["store", "store_async"])
+async def test_the_newest_name_given_wins_within_a_batch(engine: Engine, writer: str) -> None:
+    """Regression: an event without a name (WeCom callbacks carry none) blanked a new
+    member's name given earlier in the batch, and a name equal to the known one did not
+    undo an earlier rename in the same batch."""
+    store = EventStore(engine)
+
+    async def write(batches: list[list[MessageEvent]]) -> None:
+        if writer == "store":
+            store.store(batches)
+        else:
+            await store.store_async(batches)
+
+    def named(event: MessageEvent, name: str | None) -> MessageEvent:
+        return replace(event, sender=Person(event.sender.user_id, name))
+
+    await write([[message("m1", "bob", T0)]])  # bob is known as "Bob"
+    await write(
+        [
+            [message("m2", "carol", T0)],  # a new member, "Carol"
+            [named(message("m3", "carol", T0), None)],
+            [named(message("m4", "bob", T0), "Bobby")],
+            [message("m5", "bob", T0)],  # "Bob" again, last
+        ]
+    )
+    await store.aclose()
+
+    with engine.connect() as connection:
+        names = connection.execute(
+            select(Member.user_id, Member.display_name).order_by(Member.user_id)  # type: ignore[arg-type]
+        ).all()
+    assert [tuple(row) for row in names] == [("bob", "Bob"), ("carol", "Carol")]
+
+
 async def test_a_warm_writer_stores_a_purged_member_again(engine: Engine) -> None:
     """Regression guard: a purge in another process deletes a member the writer has
     cached; the one-statement write fails on its foreign key and the batch is stored
