@@ -343,9 +343,8 @@ class _Writer:
         self.now = utc_now()
 
     def store(self, batches: Sequence[Sequence[Event]]) -> list[list[Stored]]:
-        events = [event for batch in batches for event in batch]
-        new = self._claim(events)
-        fresh = [event for index, event in enumerate(events) if index in new]
+        stored = _flags(batches, self._claim([event for batch in batches for event in batch]))
+        fresh = [s.event for flagged in stored for s in flagged if s.new]
         self._resolve_members(
             (event.platform, person)
             for event in fresh
@@ -360,23 +359,15 @@ class _Writer:
                 store_group_change(self.connection, group_id, event, self.now)
             elif isinstance(event, NoticeEvent):
                 store_notice(self.connection, event, self.now)
-        flags = iter(index in new for index in range(len(events)))
-        return [[Stored(event, next(flags)) for event in batch] for batch in batches]
+        return stored
 
-    def _claim(self, events: list[Event]) -> set[int]:
-        """Insert every event's key; return the positions of events seen for the first time.
-
-        An event repeated within the batch is new only at its first position.
-        """
-        first: dict[tuple[str, str], int] = {}
-        for index, event in enumerate(events):
-            first.setdefault((event.platform, event.dedupe_key), index)
-        rows = [
-            (platform, key, events[index].bot_id, self.now)
-            for (platform, key), index in first.items()
-        ]
-        inserted = {(r[0], r[1]) for r in self.sql.claim.run(self.connection, rows)}
-        return {index for key, index in first.items() if key in inserted}
+    def _claim(self, events: list[Event]) -> set[tuple[str, str]]:
+        """Insert every event's key (the first event's bot); return the keys claimed now."""
+        first: dict[tuple[str, str], Event] = {}
+        for event in events:
+            first.setdefault((event.platform, event.dedupe_key), event)
+        rows = [(*key, event.bot_id, self.now) for key, event in first.items()]
+        return {(r[0], r[1]) for r in self.sql.claim.run(self.connection, rows)}
 
     def _store_messages(self, events: list[MessageEvent]) -> None:
         rows = []
