@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,11 @@ NEVER = "0 0 1 1 *"
 NIGHTLY_JOBS = ("retention", "roster_sync", "wecom_stats")
 
 
+def scheduled_never(jobs: Iterable[str]) -> str:
+    """``[schedule]`` lines that keep ``jobs`` from running or being made up in a test."""
+    return "".join(f"{job} = {toml_value(NEVER)}\n" for job in jobs)
+
+
 def write_config(path: Path, database_url: str, extra: str = "") -> Path:
     """A config with one WeCom AI bot and one DingTalk robot, on ``database_url``.
 
@@ -110,7 +115,7 @@ def write_config(path: Path, database_url: str, extra: str = "") -> Path:
     has a ``[schedule]`` of its own, the nightly jobs are scheduled :data:`NEVER`.
     """
     if "[schedule]" not in extra:
-        extra += "\n[schedule]\n" + "".join(f'{job} = "{NEVER}"\n' for job in NIGHTLY_JOBS)
+        extra += "\n[schedule]\n" + scheduled_never(NIGHTLY_JOBS)
     path.write_text(
         f"""
 timezone = "Asia/Shanghai"

@@ -28,7 +28,7 @@ from storage.db import make_engine, upgrade
 from storage.ingest import EventStore
 from storage.models import Member
 from storage.outbox import JobRuns, NewPost, Outbox
-from tests.conftest import NEVER, NIGHTLY_JOBS, write_config
+from tests.conftest import NIGHTLY_JOBS, scheduled_never, write_config
 from tests.doubles.api import Call, LoopbackOnly, PlatformAPI
 from tests.doubles.clock import FakeClock
 from tests.doubles.webhooks import DINGTALK_PATH, WECOM_PATH, Webhooks
@@ -554,8 +554,8 @@ async def test_serve_posts_on_its_schedule_into_all_three_platforms(
 
     hooks = Webhooks(platform_api, DING_SECRET, FEISHU_SECRET)
     hooks.install()
-    schedule = '\n[schedule]\nleaderboard = "* * * * *"\n' + "".join(
-        f'{job} = "{NEVER}"\n' for job in ("daily_digest", "weekly_digest", *NIGHTLY_JOBS)
+    schedule = '\n[schedule]\nleaderboard = "* * * * *"\n' + scheduled_never(
+        ("daily_digest", "weekly_digest", *NIGHTLY_JOBS)
     )  # no other job is made up, whatever the hour
     config = write_config(
         tmp_path / "qunpulse.toml", database_url, groups_toml(hooks, extra=schedule)

@@ -31,10 +31,10 @@ from storage.ingest import EventStore
 from tests.conftest import (
     ADMIN_URL,
     IN_CI,
-    NEVER,
     NIGHTLY_JOBS,
     WECOM_AES_KEY,
     WECOM_TOKEN,
+    scheduled_never,
     toml_value,
     write_config,
 )
@@ -64,10 +64,7 @@ def postgres_url(postgres_unavailable: str | None) -> Iterator[str]:
 def _config(path: Path, url: str, webhook: str) -> Path:
     # The digest fires every minute, so the process that leads makes up the latest fire
     # at once on start; every other job is out of the way.
-    schedule = "\n".join(
-        f"{job} = {toml_value(NEVER)}"
-        for job in ("leaderboard", "weekly_digest", "alert_scan", *NIGHTLY_JOBS)
-    )
+    schedule = scheduled_never(("leaderboard", "weekly_digest", "alert_scan", *NIGHTLY_JOBS))
     return write_config(
         path,
         url,
